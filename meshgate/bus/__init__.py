@@ -1,0 +1,101 @@
+"""The bus: subjects, typed messages, and two buses with one interface —
+`Bus` over NATS (asyncio) and `InProcessBus` for embedding in one process.
+
+>>> from meshgate.bus import InProcessBus, Presence
+>>> async def announce() -> None:
+...     async with InProcessBus() as bus:
+...         await bus.publish(bus.subjects.presence,
+...                           Presence(replica_id="gw-1", address="127.0.0.1:8080", started_at=0.0))
+"""
+
+from meshgate.bus.codec import Codec, decode, decode_or_drop, encode
+from meshgate.bus.connection import Bus
+from meshgate.bus.errors import (
+    BusError,
+    BusUnavailableError,
+    MalformedMessageError,
+    NatsServerTooOldError,
+    NoRespondersError,
+    RemoteError,
+    RequestTimeoutError,
+)
+from meshgate.bus.in_process import InProcessBus
+from meshgate.bus.instance import InstanceStatus, ServiceInstance
+from meshgate.bus.messages import (
+    CanaryEvent,
+    CircuitEvent,
+    ConfigEvent,
+    ControlReply,
+    ControlRequest,
+    DeregisterRequest,
+    Event,
+    HeartbeatRequest,
+    Message,
+    MetricsReport,
+    Presence,
+    QueryReply,
+    QueryRequest,
+    RegisterRequest,
+    RegistryEvent,
+    Reply,
+    StatusReport,
+    VersionMetrics,
+)
+from meshgate.bus.nats_server import (
+    MIN_SERVER_VERSION,
+    NatsServer,
+    check_server_version,
+    find_nats_server,
+    local_nats_server,
+)
+from meshgate.bus.protocol import Handler, MessageBus, Responder, Subscription
+from meshgate.bus.subjects import Subjects, decode_token, encode_token, subject_matches
+
+__all__ = [
+    "MIN_SERVER_VERSION",
+    "Bus",
+    "BusError",
+    "BusUnavailableError",
+    "CanaryEvent",
+    "CircuitEvent",
+    "Codec",
+    "ConfigEvent",
+    "ControlReply",
+    "ControlRequest",
+    "DeregisterRequest",
+    "Event",
+    "Handler",
+    "HeartbeatRequest",
+    "InProcessBus",
+    "InstanceStatus",
+    "MalformedMessageError",
+    "Message",
+    "MessageBus",
+    "MetricsReport",
+    "NatsServer",
+    "NatsServerTooOldError",
+    "NoRespondersError",
+    "Presence",
+    "QueryReply",
+    "QueryRequest",
+    "RegisterRequest",
+    "RegistryEvent",
+    "RemoteError",
+    "Reply",
+    "RequestTimeoutError",
+    "Responder",
+    "ServiceInstance",
+    "StatusReport",
+    "Subjects",
+    "Subscription",
+    "VersionMetrics",
+    "check_server_version",
+    "decode",
+    "decode_or_drop",
+    "decode_token",
+    "encode",
+    "encode_token",
+    "find_nats_server",
+    "local_nats_server",
+    "subject_matches",
+]

@@ -4,6 +4,7 @@ sits in every backend. Re-exported as `meshgate.discovery.ServiceInstance`."""
 from __future__ import annotations
 
 import enum
+import math
 
 import msgspec
 
@@ -51,10 +52,10 @@ class ServiceInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     @property
     def weight(self) -> float:
-        """`metadata["weight"]` as a number; 1 when absent or not a positive number."""
+        """`metadata["weight"]` as a number; 1 when absent or not a finite positive number."""
         raw = self.metadata.get("weight", 1)
         try:
             weight = float(raw)
         except (TypeError, ValueError):
             return 1.0
-        return weight if weight > 0 else 1.0
+        return weight if weight > 0 and math.isfinite(weight) else 1.0

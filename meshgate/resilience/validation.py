@@ -14,6 +14,11 @@ def _fail(option: str, value: object, allowed: str) -> ValueError:
     return ValueError(f"{option}={value!r} is not allowed: expected {allowed}")
 
 
+def _is_number(value: object) -> bool:
+    # bool is an int subclass, but `failure_threshold=True` is a mistake, not 1
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
 def positive_int(option: str, value: int) -> int:
     """`value` if it is an int >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -30,28 +35,28 @@ def non_negative_int(option: str, value: int) -> int:
 
 def positive_number(option: str, value: float) -> float:
     """`value` as a float if it is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+    if not _is_number(value) or not 0 < value < float("inf"):
         raise _fail(option, value, "a number > 0")
     return float(value)
 
 
 def non_negative_number(option: str, value: float) -> float:
     """`value` as a float if it is a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+    if not _is_number(value) or not 0 <= value < float("inf"):
         raise _fail(option, value, "a number >= 0")
     return float(value)
 
 
 def percentage(option: str, value: float) -> float:
     """`value` as a float if it lies in [0, 100]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+    if not _is_number(value) or not 0 <= value <= 100:
         raise _fail(option, value, "a percentage between 0 and 100")
     return float(value)
 
 
 def fraction(option: str, value: float) -> float:
     """`value` as a float if it lies in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+    if not _is_number(value) or not 0 <= value <= 1:
         raise _fail(option, value, "a number between 0 and 1")
     return float(value)
 
