@@ -1,0 +1,59 @@
+"""The runnable demos, by name: `meshgate demo` lists them, `meshgate demo NAME`
+runs one. Each demo module has an `async def main() -> None`."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import msgspec
+
+
+class Demo(msgspec.Struct, frozen=True):
+    name: str
+    category: str
+    summary: str
+    module: str
+
+    def load(self) -> Callable[[], Awaitable[None]]:
+        module = importlib.import_module(self.module)
+        return cast(Callable[[], Awaitable[None]], module.main)
+
+
+DEMOS: tuple[Demo, ...] = (
+    Demo("circuit-breaker", "resilience",
+         "a flaky payment call trips the breaker, waits, probes and closes again",
+         "meshgate.demos.resilience.circuit_breaker"),
+    Demo("retry", "resilience",
+         "fixed, linear and exponential backoff with jitter, a predicate and a budget",
+         "meshgate.demos.resilience.retry"),
+    Demo("bulkhead", "resilience",
+         "ten calls into a bulkhead of 3 with a queue of 4: who runs, waits, is refused",
+         "meshgate.demos.resilience.bulkhead"),
+    Demo("rate-limiter", "resilience",
+         "token bucket bursts versus sliding window, with the wait until the next permit",
+         "meshgate.demos.resilience.rate_limiter"),
+    Demo("timeout", "resilience",
+         "a slow query cut off by with_timeout, a fast one let through",
+         "meshgate.demos.resilience.timeout"),
+    Demo("metrics", "resilience",
+         "latencies recorded into a rolling window: failure rate, p50, p95, p99",
+         "meshgate.demos.resilience.metrics"),
+    Demo("decorators", "resilience",
+         "breaker, retry, timeout and bulkhead stacked on a method, with a fallback",
+         "meshgate.demos.resilience.decorators"),
+)
+
+
+def find_demo(name: str) -> Demo:
+    """The demo called `name`, or a `KeyError` that lists the known names."""
+    for demo in DEMOS:
+        if demo.name == name:
+            return demo
+    known = ", ".join(d.name for d in DEMOS)
+    raise KeyError(f"no demo named {name!r}; known demos: {known}")
+
+
+def demos_in(category: str) -> list[Demo]:
+    return [d for d in DEMOS if d.category == category]
