@@ -22,27 +22,48 @@ class Demo(msgspec.Struct, frozen=True):
 
 
 DEMOS: tuple[Demo, ...] = (
-    Demo("circuit-breaker", "resilience",
-         "a flaky payment call trips the breaker, waits, probes and closes again",
-         "meshgate.demos.resilience.circuit_breaker"),
-    Demo("retry", "resilience",
-         "fixed, linear and exponential backoff with jitter, a predicate and a budget",
-         "meshgate.demos.resilience.retry"),
-    Demo("bulkhead", "resilience",
-         "ten calls into a bulkhead of 3 with a queue of 4: who runs, waits, is refused",
-         "meshgate.demos.resilience.bulkhead"),
-    Demo("rate-limiter", "resilience",
-         "token bucket bursts versus sliding window, with the wait until the next permit",
-         "meshgate.demos.resilience.rate_limiter"),
-    Demo("timeout", "resilience",
-         "a slow query cut off by with_timeout, a fast one let through",
-         "meshgate.demos.resilience.timeout"),
-    Demo("metrics", "resilience",
-         "latencies recorded into a rolling window: failure rate, p50, p95, p99",
-         "meshgate.demos.resilience.metrics"),
-    Demo("decorators", "resilience",
-         "breaker, retry, timeout and bulkhead stacked on a method, with a fallback",
-         "meshgate.demos.resilience.decorators"),
+    Demo(
+        "circuit-breaker",
+        "resilience",
+        "a flaky payment call trips the breaker, waits, probes and closes again",
+        "meshgate.demos.resilience.circuit_breaker",
+    ),
+    Demo(
+        "retry",
+        "resilience",
+        "fixed, linear and exponential backoff with jitter, a predicate and a budget",
+        "meshgate.demos.resilience.retry",
+    ),
+    Demo(
+        "bulkhead",
+        "resilience",
+        "ten calls into a bulkhead of 3 with a queue of 4: who runs, waits, is refused",
+        "meshgate.demos.resilience.bulkhead",
+    ),
+    Demo(
+        "rate-limiter",
+        "resilience",
+        "token bucket bursts versus sliding window, with the wait until the next permit",
+        "meshgate.demos.resilience.rate_limiter",
+    ),
+    Demo(
+        "timeout",
+        "resilience",
+        "a slow query cut off by with_timeout, a fast one let through",
+        "meshgate.demos.resilience.timeout",
+    ),
+    Demo(
+        "metrics",
+        "resilience",
+        "latencies recorded into a rolling window: failure rate, p50, p95, p99",
+        "meshgate.demos.resilience.metrics",
+    ),
+    Demo(
+        "decorators",
+        "resilience",
+        "breaker, retry, timeout and bulkhead stacked on a method, with a fallback",
+        "meshgate.demos.resilience.decorators",
+    ),
 )
 
 

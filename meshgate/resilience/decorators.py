@@ -17,24 +17,27 @@ call fails, or its circuit is open, the method marked with `fallback` answers
 with the same arguments. On a plain function, `fallback` takes the function
 that answers: ``@fallback(cached_price)`` above the guards.
 
-Each decorated function owns its guards, built (and validated) when the
-decorator runs: every instance of a class shares one breaker, one bulkhead
-and one limiter per method, like resilience4j's named instances. Pass `name=`
-to `circuit_breaker` to share a breaker of `CircuitBreakerRegistry`.
+Each decorated function owns its guards: every instance of a class shares
+one breaker, one bulkhead and one limiter per method, like resilience4j's
+named instances, and a decorator written once and put on two functions gives
+each its own. Options are checked where the decorator is written, so a wrong
+one fails at import. A breaker is named after the function's qualified name
+(as its `CircuitOpenError` says); pass `name=` to `circuit_breaker` to share
+a breaker of `CircuitBreakerRegistry` instead.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from meshgate.resilience.bulkhead import Bulkhead
 from meshgate.resilience.circuit_breaker import CircuitBreaker, CircuitBreakerRegistry
 from meshgate.resilience.rate_limiter import RateLimiter
 from meshgate.resilience.retry import RetryPolicy
-from meshgate.resilience.timeout import with_timeout
+from meshgate.resilience.timeout import Timeout
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,13 +61,19 @@ class _Layer:
         self.fallback: Callable[..., Any] | None = None
 
 
-def _method_fallback(method_name: str, args: tuple[Any, ...]) -> Callable[..., Any] | None:
-    """The bound method of `args[0]` marked `@fallback(method_name)`, if any."""
+def _method_fallback(layer: _Layer, args: tuple[Any, ...]) -> Callable[..., Any] | None:
+    """The bound method of `args[0]` marked `@fallback(layer.method_name)`, if
+    the guarded stack is a method of `args[0]`'s class at all: a plain function
+    whose first argument happens to have such a method has no fallback of it."""
     if not args:
         return None
-    for klass in type(args[0]).__mro__:
+    mro = type(args[0]).__mro__
+    name = layer.method_name
+    if not any(getattr(vars(klass).get(name), _LAYER, None) is layer for klass in mro):
+        return None
+    for klass in mro:
         for attribute, value in vars(klass).items():
-            if getattr(value, _FALLBACK_FOR, None) == method_name:
+            if getattr(value, _FALLBACK_FOR, None) == name:
                 bound: Callable[..., Any] = getattr(args[0], attribute)
                 return bound
     return None
@@ -77,10 +86,15 @@ async def _answer(
     return await result if inspect.isawaitable(result) else result
 
 
-def _guard(execute: Execute) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _guard(
+    build: Callable[[Callable[..., Any]], Execute],
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """A decorator that wraps a function in the guard `build(fn)` makes for it."""
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"{fn.__qualname__} must be async to take a resilience guard")
+        execute = build(fn)
         inner: _Layer | None = getattr(fn, _LAYER, None)
         if inner is not None:
             inner.is_outermost = False
@@ -100,7 +114,7 @@ def _guard(execute: Execute) -> Callable[[Callable[P, Awaitable[R]]], Callable[P
                 if layer.fallback is not None:
                     answered: R = await _answer(layer.fallback, args, kwargs)
                     return answered
-                method = _method_fallback(layer.method_name, args)
+                method = _method_fallback(layer, args)
                 if method is None:
                     raise
                 answered = await _answer(method, args[1:], kwargs)
@@ -114,66 +128,71 @@ def _guard(execute: Execute) -> Callable[[Callable[P, Awaitable[R]]], Callable[P
 
 def circuit_breaker(
     *, name: str | None = None, **options: Any
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Guard with a `CircuitBreaker(**options)`; with `name`, the registry's breaker of that name.
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """Guard with a `CircuitBreaker(**options)` of its own, named after the
+    function; with `name`, the registry's breaker of that name.
 
     >>> @circuit_breaker(failure_threshold=3, reset_timeout=15.0)
     ... async def charge(amount: int) -> str:
     ...     return "charged"
     """
-    if name is None:
-        breaker = CircuitBreaker(**options)
-    else:
-        breaker = CircuitBreakerRegistry.get_or_create(name, **options)
-    return _guard(breaker.execute)
+    if name is not None:
+        shared = CircuitBreakerRegistry.get_or_create(name, **options)
+        return _guard(lambda fn: shared.execute)
+    CircuitBreaker(**options)  # checks the options here, where they are written
+    return _guard(lambda fn: CircuitBreaker(name=fn.__qualname__, **options).execute)
 
 
-def retry(**options: Any) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+def retry(
+    **options: Any,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """Guard with a `RetryPolicy(**options)`.
 
     >>> @retry(max_attempts=3, backoff="exponential", base_delay=0.5)
     ... async def fetch() -> bytes:
     ...     return b""
     """
-    return _guard(RetryPolicy(**options).execute)
+    RetryPolicy(**options)  # checks the options here, where they are written
+    return _guard(lambda fn: RetryPolicy(**options).execute)
 
 
 def timeout(
     seconds: float, message: str | None = None
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """Cancel the call after `seconds` and raise `TimeoutExceededError`.
 
     >>> @timeout(5.0)
     ... async def query() -> list[str]:
     ...     return []
     """
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-        raise ValueError(f"seconds={seconds!r} is not allowed: expected a number > 0")
-
-    async def execute(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
-        return await with_timeout(functools.partial(fn, *args, **kwargs), seconds, message)
-
-    return _guard(execute)
+    limit = Timeout(seconds, message)  # holds no state, so functions may share it
+    return _guard(lambda fn: limit.execute)
 
 
-def bulkhead(**options: Any) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+def bulkhead(
+    **options: Any,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """Guard with a `Bulkhead(**options)`.
 
     >>> @bulkhead(max_concurrent=5, max_queue=10)
     ... async def render() -> str:
     ...     return ""
     """
-    return _guard(Bulkhead(**options).execute)
+    Bulkhead(**options)  # checks the options here, where they are written
+    return _guard(lambda fn: Bulkhead(**options).execute)
 
 
-def rate_limit(**options: Any) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+def rate_limit(
+    **options: Any,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """Guard with a `RateLimiter(**options)`; over the limit raises `RateLimitExceededError`.
 
     >>> @rate_limit(strategy="token-bucket", max=100, window=60.0)
     ... async def search() -> list[str]:
     ...     return []
     """
-    return _guard(RateLimiter(**options).execute)
+    RateLimiter(**options)  # checks the options here, where they are written
+    return _guard(lambda fn: RateLimiter(**options).execute)
 
 
 def fallback(target: str | Callable[..., Any]) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -1,0 +1,68 @@
+"""Every demo in the catalog runs to the end and tells its story; the command
+line lists them all and refuses a name it does not know."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from meshgate import cli
+from meshgate.demos.catalog import DEMOS, Demo
+
+# Words each demo's account must contain: the events it exists to show.
+KEY_WORDS: dict[str, tuple[str, ...]] = {
+    "circuit-breaker": (
+        "CLOSED→OPEN",
+        "rejected at once, retry in",
+        "OPEN→HALF_OPEN",
+        "HALF_OPEN→CLOSED",
+        "not counted",
+        "50%",
+        "slow calls in the window",
+    ),
+    "retry": ("exponential", "→ retry", "not retried", "gave up after 3 attempts", "budget"),
+    "bulkhead": ("running (3 of 3)", "waits in the queue", "refused", "gave up", "limit"),
+    "rate-limiter": ("allowed", "refused, next permit in", "permit after"),
+    "timeout": ("timed out: database query exceeded 0.1s", "cancelled=1", "TimeoutExceededError"),
+    "metrics": ("p50", "p95", "p99", "payment-service", "all (merged)"),
+    "decorators": ("retry: attempt 1", "CLOSED → OPEN", "fallback: queued", "(cached)", "(live)"),
+}
+
+
+def test_every_demo_in_the_catalog_has_key_words() -> None:
+    assert sorted(KEY_WORDS) == sorted(demo.name for demo in DEMOS)
+
+
+@pytest.mark.parametrize("demo", DEMOS, ids=[demo.name for demo in DEMOS])
+def test_a_demo_runs_quickly_and_tells_what_happened(
+    demo: Demo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = demo.load()
+    started = time.perf_counter()
+    anyio.run(main)  # the asyncio backend, as `meshgate demo` runs it
+    elapsed = time.perf_counter() - started
+    out = capsys.readouterr().out
+    assert out.strip(), f"{demo.name} printed nothing"
+    missing = [word for word in KEY_WORDS[demo.name] if word not in out]
+    assert not missing, f"{demo.name} never says {missing}:\n{out}"
+    assert "Traceback" not in out
+    assert elapsed < 3.0
+
+
+def test_demo_without_a_name_lists_every_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for demo in DEMOS:
+        assert demo.name in out
+        assert demo.summary in out
+
+
+def test_an_unknown_demo_exits_2_naming_the_known_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["demo", "no-such-demo"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-demo" in err
+    assert "circuit-breaker" in err
