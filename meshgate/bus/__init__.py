@@ -10,9 +10,12 @@
 
 from meshgate.bus.codec import Codec, decode, decode_or_drop, encode
 from meshgate.bus.connection import Bus
+from meshgate.bus.credentials import NatsCredentials, add_nats_arguments, credentials_from_args
 from meshgate.bus.errors import (
+    BusAuthError,
     BusError,
     BusUnavailableError,
+    CredentialsError,
     MalformedMessageError,
     NatsServerTooOldError,
     NoRespondersError,
@@ -49,11 +52,13 @@ from meshgate.bus.nats_server import (
     local_nats_server,
 )
 from meshgate.bus.protocol import Handler, MessageBus, Responder, Subscription
+from meshgate.bus.signing import RegistrationSigner, SignatureError, load_registration_key
 from meshgate.bus.subjects import Subjects, decode_token, encode_token, subject_matches
 
 __all__ = [
     "MIN_SERVER_VERSION",
     "Bus",
+    "BusAuthError",
     "BusError",
     "BusUnavailableError",
     "CanaryEvent",
@@ -62,6 +67,7 @@ __all__ = [
     "ConfigEvent",
     "ControlReply",
     "ControlRequest",
+    "CredentialsError",
     "DeregisterRequest",
     "Event",
     "Handler",
@@ -72,6 +78,7 @@ __all__ = [
     "Message",
     "MessageBus",
     "MetricsReport",
+    "NatsCredentials",
     "NatsServer",
     "NatsServerTooOldError",
     "NoRespondersError",
@@ -79,23 +86,28 @@ __all__ = [
     "QueryReply",
     "QueryRequest",
     "RegisterRequest",
+    "RegistrationSigner",
     "RegistryEvent",
     "RemoteError",
     "Reply",
     "RequestTimeoutError",
     "Responder",
     "ServiceInstance",
+    "SignatureError",
     "StatusReport",
     "Subjects",
     "Subscription",
     "VersionMetrics",
+    "add_nats_arguments",
     "check_server_version",
+    "credentials_from_args",
     "decode",
     "decode_or_drop",
     "decode_token",
     "encode",
     "encode_token",
     "find_nats_server",
+    "load_registration_key",
     "local_nats_server",
     "subject_matches",
 ]

@@ -4,12 +4,12 @@ Decoding needs no setting: every payload is a Struct, so JSON starts with
 ``{`` and msgpack with a map marker, and a receiver reads either. A cluster
 can therefore switch codec one process at a time.
 
->>> from meshgate.bus.messages import HeartbeatRequest
->>> data = encode(HeartbeatRequest(service="user-service", instance_id="user-1"))
+>>> from meshgate.bus.messages import ControlRequest
+>>> data = encode(ControlRequest(route="/api/orders/**", action="pause"))
 >>> data
-b'{"v":1,"service":"user-service","instance_id":"user-1"}'
->>> decode(encode(HeartbeatRequest(service="s", instance_id="i"), "msgpack"), HeartbeatRequest)
-HeartbeatRequest(v=1, service='s', instance_id='i')
+b'{"v":1,"route":"/api/orders/**","action":"pause"}'
+>>> decode(encode(ControlRequest(route="r", action="resume"), "msgpack"), ControlRequest)
+ControlRequest(v=1, route='r', action='resume')
 """
 
 from __future__ import annotations

@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import math
 import re
+import ssl
 from collections.abc import Iterator, Sequence
 from types import TracebackType, UnionType
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
+from urllib.parse import ParseResult, urlsplit
 
 import anyio
 import msgspec
@@ -36,6 +38,7 @@ from structlog.typing import FilteringBoundLogger
 from meshgate.bus.codec import Codec, decode, encode
 from meshgate.bus.dispatch import answer, deliver
 from meshgate.bus.errors import (
+    BusAuthError,
     BusUnavailableError,
     MalformedMessageError,
     NoRespondersError,
@@ -45,6 +48,9 @@ from meshgate.bus.errors import (
 from meshgate.bus.nats_server import MIN_SERVER_VERSION, require_version
 from meshgate.bus.protocol import Handler, Responder
 from meshgate.bus.subjects import Subjects, validate_subject
+
+if TYPE_CHECKING:
+    from meshgate.bus.credentials import NatsCredentials
 
 M = TypeVar("M")
 Q = TypeVar("Q")
@@ -74,6 +80,60 @@ def _unavailable_when_closed() -> Iterator[None]:
         nats.errors.OutboundBufferLimitError,
     ) as exc:
         raise BusUnavailableError(f"NATS connection unusable: {type(exc).__name__}") from exc
+
+
+def _address(url: ParseResult | None) -> str | None:
+    """The ``host:port`` of a connected URL, for logs: without the
+    ``user:pass@`` that a URL may carry."""
+    return None if url is None else url.netloc.rpartition("@")[2]
+
+
+def _redacted(servers: Sequence[str]) -> str:
+    """`servers` for an error message, passwords in URLs blanked out.
+
+    >>> _redacted(["nats://gw:s3cret@10.0.0.1:4222", "nats://10.0.0.2:4222"])
+    'nats://gw:***@10.0.0.1:4222, nats://10.0.0.2:4222'
+    """
+    shown = []
+    for server in servers:
+        parts = urlsplit(server if "://" in server else f"nats://{server}")  # as nats-py reads it
+        if parts.password is not None:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            server = parts._replace(netloc=netloc).geturl()
+        elif "@" in parts.netloc:  # a token alone: nats://TOKEN@host
+            server = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+        shown.append(server)
+    return ", ".join(shown)
+
+
+# What the server says (``-ERR '...'``) when it turns credentials down.
+_REFUSALS = ("authorization violation", "authentication expired", "authentication revoked")
+
+
+def _refusal(exc: Exception, servers: Sequence[str]) -> BusAuthError | None:
+    """A `BusAuthError` when `exc` means the server will never let us in with
+    these settings (as opposed to "not up yet"), else None."""
+    where = _redacted(servers)
+    if isinstance(exc, nats.errors.AuthorizationError) or (
+        isinstance(exc, nats.errors.Error) and any(r in str(exc).lower() for r in _REFUSALS)
+    ):
+        return BusAuthError(
+            f"NATS at {where} refused authorization ({exc}): check the token, user/password, "
+            "nkey seed or creds file (--nats-token, --nats-user/--nats-password, "
+            "--nats-nkey-seed, --nats-creds or their MESHGATE_NATS_* variables)"
+        )
+    if isinstance(
+        exc,
+        ssl.SSLError
+        | nats.errors.SecureConnRequiredError
+        | nats.errors.SecureConnWantedError
+        | nats.errors.SecureConnFailedError,
+    ):
+        return BusAuthError(
+            f"TLS with NATS at {where} failed ({exc!r}): check --nats-tls-ca, "
+            "--nats-tls-cert/--nats-tls-key and --nats-tls-hostname"
+        )
+    return None
 
 
 class NatsSubscription:
@@ -131,13 +191,21 @@ class Bus:
         connect_timeout: float = 2.0,
         wait_for_server: bool = False,
         log: FilteringBoundLogger | None = None,
+        credentials: NatsCredentials | None = None,
     ) -> Bus:
-        """Connect to `url` (one or several servers of a cluster).
+        """Connect to `url` (one or several servers of a cluster), presenting
+        `credentials` when given.
 
         Once connected, a lost connection is retried every `reconnect_wait`
         seconds, forever when `max_reconnect_attempts` is -1. The first
         connection gives up with `BusUnavailableError` after two tries per
         server, unless `wait_for_server`, which waits for one to come up.
+        A server that refuses the credentials or the TLS handshake makes it
+        raise `BusAuthError` at once, waiting or not.
+
+        >>> from meshgate.bus.credentials import NatsCredentials
+        >>> async def connect_with_token(url: str, token: str) -> Bus:
+        ...     return await Bus.connect(url, credentials=NatsCredentials(token=token))
         """
         try:
             asyncio.get_running_loop()
@@ -155,15 +223,24 @@ class Bus:
 
         async def on_reconnected() -> None:
             where = client.connected_url
-            log.info("bus.reconnected", server=None if where is None else where.netloc)
+            log.info("bus.reconnected", server=_address(where))
+
+        connecting = True
 
         async def on_error(exc: Exception) -> None:
+            # While connecting, nats-py awaits this callback inside its retry
+            # loop, so raising here is the one way to stop it retrying
+            # (forever, with wait_for_server) what can never succeed.
+            if connecting and (refusal := _refusal(exc, servers)) is not None:
+                raise refusal
             log.warning("bus.connection_error", error=repr(exc))
 
         async def on_closed() -> None:
-            log.info("bus.closed")
+            if not connecting:  # a refused first connection was never open
+                log.info("bus.closed")
 
         servers = [url] if isinstance(url, str) else list(url)
+        options = {} if credentials is None else credentials.connect_options()
         # nats-py applies the reconnect limit to the first connection too, so
         # "forever" would hang here; 1 (the smallest limit it honours) means
         # two tries per server. The real limit is set once connected.
@@ -181,14 +258,19 @@ class Bus:
                 reconnected_cb=on_reconnected,
                 error_cb=on_error,
                 closed_cb=on_closed,
+                **options,
             )
+        except BusAuthError:
+            await client.close()  # the socket nats-py had open when it was refused
+            raise
         except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
-            raise BusUnavailableError(f"cannot connect to {', '.join(servers)}: {exc!r}") from exc
+            raise BusUnavailableError(f"cannot connect to {_redacted(servers)}: {exc!r}") from exc
+        connecting = False
         client.options["max_reconnect_attempts"] = max_reconnect_attempts
         where = client.connected_url
         log.info(
             "bus.connected",
-            server=None if where is None else where.netloc,
+            server=_address(where),
             version=_version_of(client),
         )
         return cls(client, subjects, codec=codec, log=log)

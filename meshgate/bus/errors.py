@@ -56,3 +56,18 @@ class NatsServerTooOldError(BusError):
         )
         self.version = version
         self.minimum = minimum
+
+
+class BusAuthError(BusError):
+    """The server refused us: bad or missing credentials, or a TLS handshake
+    that failed. Retrying with the same settings cannot help, so `Bus.connect`
+    raises this at once instead of retrying (even with ``wait_for_server``).
+
+    Deliberately not a `PermissionError`: that is an `OSError`, which nats-py
+    catches and retries.
+    """
+
+
+class CredentialsError(BusError, ValueError):
+    """NATS credentials are incomplete or contradictory, or name a file that
+    cannot be read; the message names the option (flag and variable) at fault."""

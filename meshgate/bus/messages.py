@@ -8,6 +8,10 @@ named ``at``, ``*_at`` or ``*_deadline`` are wall-clock epoch seconds
 (`time.time()`), so that they mean the same on every node; durations are
 seconds; latencies are milliseconds.
 
+The registry's requests end with ``signed_at`` and ``signature``, set by
+`meshgate.bus.signing.RegistrationSigner` when a registration key is
+configured and None otherwise.
+
 The four broadcast events are tagged (field ``type``) so one subscriber on
 ``mesh.events.>`` decodes any of them as `Event`:
 
@@ -56,6 +60,8 @@ class RegisterRequest(Message, frozen=True, kw_only=True):
 
     instance: ServiceInstance
     ttl: float
+    signed_at: float | None = None
+    signature: str | None = None
 
 
 class DeregisterRequest(Message, frozen=True, kw_only=True):
@@ -63,6 +69,8 @@ class DeregisterRequest(Message, frozen=True, kw_only=True):
 
     service: str
     instance_id: str
+    signed_at: float | None = None
+    signature: str | None = None
 
 
 class HeartbeatRequest(Message, frozen=True, kw_only=True):
@@ -70,6 +78,8 @@ class HeartbeatRequest(Message, frozen=True, kw_only=True):
 
     service: str
     instance_id: str
+    signed_at: float | None = None
+    signature: str | None = None
 
 
 class StatusReport(Message, frozen=True, kw_only=True):
@@ -84,6 +94,8 @@ class StatusReport(Message, frozen=True, kw_only=True):
     instance_id: str
     status: InstanceStatus
     reason: str | None = None
+    signed_at: float | None = None
+    signature: str | None = None
 
 
 class Reply(Message, frozen=True, kw_only=True):
