@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from meshgate.discovery.backends.bus_client import RegistryClient
 from meshgate.discovery.backends.consul import ConsulRegistryBackend
 from meshgate.discovery.backends.kubernetes import KubernetesRegistryBackend
 from meshgate.discovery.backends.memory import MemoryRegistryBackend
+from meshgate.discovery.backends.nats_kv import NatsKvRegistryBackend
 from meshgate.discovery.backends.protocol import RegistryBackend
 
 if TYPE_CHECKING:
@@ -26,8 +28,10 @@ __all__ = [
     "ConsulRegistryBackend",
     "KubernetesRegistryBackend",
     "MemoryRegistryBackend",
+    "NatsKvRegistryBackend",
     "RedisRegistryBackend",
     "RegistryBackend",
+    "RegistryClient",
 ]
 
 

@@ -1,0 +1,164 @@
+"""`meshgate health`: the health checker as a process.
+
+The CLI builds its sub-parser with `configure` and calls `run`:
+
+>>> parser = argparse.ArgumentParser(prog="meshgate health")
+>>> configure(parser)
+>>> args = parser.parse_args(["--services", "user-service, order-service", "--timeout", "1.5"])
+>>> args.services, args.timeout, args.prefix
+(('user-service', 'order-service'), 1.5, 'mesh')
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+import anyio
+import anyio.abc
+import structlog
+
+from meshgate.bus.connection import DEFAULT_URL, Bus
+from meshgate.bus.errors import BusUnavailableError
+from registry_node.health_checker import HealthChecker
+
+EXIT_OK = 0
+EXIT_UNAVAILABLE = 2
+
+_log = structlog.get_logger("meshgate.health")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def _service_list(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `meshgate health` to `parser`.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> configure(parser)
+    >>> parser.parse_args([]).unhealthy_threshold, parser.parse_args([]).healthy_threshold
+    (3, 2)
+    """
+    parser.description = (
+        "Probe each registered instance's health path and report status changes to the registry."
+    )
+    parser.add_argument(
+        "--nats",
+        metavar="URL",
+        default=os.environ.get("MESHGATE_NATS", DEFAULT_URL),
+        help="NATS server (default: $MESHGATE_NATS or %(default)s)",
+    )
+    parser.add_argument(
+        "--prefix", default="mesh", help="subject prefix of the cluster (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long one probe may take before it counts as failed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--unhealthy-threshold",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="consecutive failures that make an instance DOWN (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--healthy-threshold",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="consecutive successes that make an instance UP (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--services",
+        type=_service_list,
+        default=(),
+        metavar="A,B,…",
+        help="services to ask the registry about at start; others are found "
+        "when their instances next register, expire or change status",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="probe every instance this often instead of its own health_check_interval",
+    )
+    parser.add_argument(
+        "--rescan-interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often to ask the registry for the instances of known services "
+        "(default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the checker until SIGINT or SIGTERM (exit 0); exit 2 when NATS
+    cannot be reached at start."""
+    try:
+        anyio.run(_serve, args, backend="asyncio")
+    except BusUnavailableError as exc:
+        # BusUnavailableError already names the URL and the cause.
+        print(f"meshgate health: {exc} (is nats-server running there?)", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        # Ctrl-C before the signal handler is installed (while connecting).
+        return EXIT_OK
+    return EXIT_OK
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    async with await Bus.connect(args.nats, prefix=args.prefix, name="health-checker") as bus:
+        checker = HealthChecker(
+            bus,
+            timeout=args.timeout,
+            unhealthy_threshold=args.unhealthy_threshold,
+            healthy_threshold=args.healthy_threshold,
+            rescan_interval=args.rescan_interval,
+            default_interval=args.interval,
+            services=args.services,
+        )
+        async with anyio.create_task_group() as tg:
+            # Handlers first: a signal that comes while the checker starts
+            # must stop it cleanly too.
+            await tg.start(_stop_on_signal, tg.cancel_scope)
+            await checker.run()
+
+
+async def _stop_on_signal(
+    scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            _log.info("health.stopping", signal=signal.Signals(signum).name)
+            scope.cancel()
+            return

@@ -1,0 +1,89 @@
+"""`run_registry`: one registry node as a process — connect to NATS, open
+the backend, serve until SIGTERM or SIGINT, then shut down cleanly.
+
+Registrations are left where they are on shutdown: with a shared backend
+(NATS KV, Redis, Consul) the other nodes, or this one restarted, carry on
+with them.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import anyio
+import anyio.abc
+import structlog
+
+from meshgate.bus.connection import Bus
+from meshgate.bus.errors import BusUnavailableError
+from registry_node.backend_spec import build_backend, parse_backend_spec
+from registry_node.service import RegistryService, default_node_id
+
+log = structlog.get_logger("meshgate.registry")
+
+
+async def run_registry(
+    nats_url: str,
+    backend_spec: str,
+    *,
+    prefix: str = "mesh",
+    default_ttl: float = 30.0,
+    max_ttl: float = 3600.0,
+    sweep_interval: float = 1.0,
+    node_id: str | None = None,
+    connect_timeout: float = 10.0,
+) -> None:
+    """Run a registry node until SIGTERM/SIGINT (or until cancelled).
+
+    Raises ValueError for a bad `backend_spec` (before connecting), and
+    `BusUnavailableError` when NATS does not answer within `connect_timeout`
+    seconds (it is waited for meanwhile, so a node may start before NATS).
+
+    >>> async def main() -> None:
+    ...     await run_registry("nats://127.0.0.1:4222", "nats-kv", sweep_interval=2.0)
+    """
+    spec = parse_backend_spec(backend_spec)
+    node_id = node_id or default_node_id()
+    with anyio.move_on_after(connect_timeout) as connecting:
+        bus = await Bus.connect(
+            nats_url, prefix=prefix, name=f"registry-{node_id}", wait_for_server=True
+        )
+    if connecting.cancelled_caught:
+        raise BusUnavailableError(f"cannot connect to {nats_url} within {connect_timeout:g}s")
+    async with bus:
+        backend = build_backend(spec, bus, prefix=prefix, node_id=node_id)
+        service = RegistryService(
+            bus,
+            backend,
+            default_ttl=default_ttl,
+            max_ttl=max_ttl,
+            sweep_interval=sweep_interval,
+            node_id=node_id,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                # Handlers first: a signal during start-up stops cleanly too.
+                await tg.start(_stop_on_signal, tg.cancel_scope)
+                await tg.start(service.run)
+                log.info(
+                    "registry.started",
+                    node=node_id,
+                    backend=spec.describe(),
+                    prefix=prefix,
+                    nats=nats_url,
+                )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await backend.aclose()
+    log.info("registry.stopped", node=node_id)
+
+
+async def _stop_on_signal(
+    scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            log.info("registry.stopping", signal=signal.Signals(signum).name)
+            scope.cancel()
+            return
