@@ -106,11 +106,19 @@ class KeyedRateLimit:
         keeping each key's used permits (no burst on a rescale)."""
         self.scale = positive_number("scale", min(scale, 1.0))
         limit = self.effective_max
-        for limiter in self._limiters.values():
-            if isinstance(limiter, TokenBucket):
-                limiter.reconfigure(limit, limit / self._window, now)
-            else:
+        for key, limiter in self._limiters.items():
+            if isinstance(limiter, SlidingWindowLimiter):
                 limiter.reconfigure(limit, self._window, now)
+                continue
+            # Carry over the permits used, not the tokens left: a replica that
+            # spent 40 of its old 100 has 10 left of a new share of 50.
+            used = round(limiter.capacity - limiter.available(now), 6)  # float dust
+            bucket = TokenBucket(limit, limit / self._window)
+            while used > 1e-9:
+                chunk = min(used, float(limit))
+                bucket.reserve(now, chunk)
+                used -= chunk
+            self._limiters[key] = bucket
 
     def key_count(self) -> int:
         return len(self._limiters)
