@@ -252,6 +252,15 @@ class DiscoveryClient:
             candidates = tuple(i for i in candidates if i.id not in exclude)
         return balancer.pick(candidates, client_ip=client_ip)
 
+    async def up_instances(self, name: str) -> tuple[ServiceInstance, ...]:
+        """The UP instances of `name` as the cache holds them, sorted by id.
+
+        The same tuple object comes back until the instances change, so a
+        caller (the gateway's hot path) may cache what it derives from it by
+        identity.
+        """
+        return (await self._current(name)).up
+
     def balancer(self, name: str, strategy: str = "round-robin") -> LoadBalancer:
         """The balancer for `strategy` on service `name`, made on first use.
 
