@@ -27,7 +27,8 @@ class CorsPolicy:
     >>> policy = CorsPolicy(allow_origins=["https://app.example.com"])
     >>> policy.is_preflight("OPTIONS", "https://app.example.com", "POST")
     True
-    >>> dict(policy.preflight("https://app.example.com", "POST", None))[b"access-control-allow-origin"]
+    >>> headers = dict(policy.preflight("https://app.example.com", "POST", None))
+    >>> headers[b"access-control-allow-origin"]
     b'https://app.example.com'
     """
 

@@ -16,14 +16,16 @@ pytestmark = pytest.mark.anyio
 Sent = list[tuple[str, str, bytes, bytes]]
 
 
-def _mirror(sent: Sent, *, delay: float = 0.0, fail: bool = False, **options: object) -> TrafficMirror:
+def _mirror(
+    sent: Sent, *, delay: float = 0.0, fail: bool = False, **options: object
+) -> TrafficMirror:
     async def send(
         instance: ServiceInstance,
         method: str,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
-        timeout: float,
+        timeout: float,  # noqa: ASYNC109 - the mirror's call signature
     ) -> int:
         await anyio.sleep(delay)
         if fail:
@@ -37,7 +39,8 @@ def _mirror(sent: Sent, *, delay: float = 0.0, fail: bool = False, **options: ob
 
 def test_sampling_follows_the_percentage() -> None:
     mirror = _mirror([], percentage=25)
-    assert mirror.is_sampled(0.0) and mirror.is_sampled(0.2499)
+    assert mirror.is_sampled(0.0)
+    assert mirror.is_sampled(0.2499)
     assert not mirror.is_sampled(0.25)
 
 
