@@ -72,9 +72,7 @@ class CorsPolicy:
             return None
         if request_headers:
             asked = [h.strip().lower() for h in request_headers.split(",") if h.strip()]
-            if _ANY not in self._allow_headers and any(
-                h not in self._allow_headers for h in asked
-            ):
+            if _ANY not in self._allow_headers and any(h not in self._allow_headers for h in asked):
                 return None
             allowed = ", ".join(asked)
         else:

@@ -100,4 +100,6 @@ class EventEmitter:
             close = getattr(awaitable, "close", None)
             if close is not None:
                 close()
-            _log.warning("gateway.event_handler_dropped", gateway_event=event, reason="no task group")
+            _log.warning(
+                "gateway.event_handler_dropped", gateway_event=event, reason="no task group"
+            )

@@ -64,9 +64,7 @@ class StaticUpstreams:
         instances = []
         for address in addresses:
             host, port = parse_address(address)
-            instances.append(
-                ServiceInstance(id=f"{host}:{port}", name=name, host=host, port=port)
-            )
+            instances.append(ServiceInstance(id=f"{host}:{port}", name=name, host=host, port=port))
         self._instances = tuple(instances)
 
     async def instances(self) -> Sequence[ServiceInstance]:

@@ -62,7 +62,9 @@ def test_unknown_strategy_is_named() -> None:
     st.integers(min_value=1, max_value=20),
     st.lists(st.floats(min_value=0, max_value=5), min_size=1, max_size=200),
 )
-def test_never_admits_more_than_max_plus_refill(strategy: str, max_: int, gaps: list[float]) -> None:
+def test_never_admits_more_than_max_plus_refill(
+    strategy: str, max_: int, gaps: list[float]
+) -> None:
     window = 10.0
     limit = KeyedRateLimit(strategy, max=max_, window=window)  # type: ignore[arg-type]
     now = 0.0

@@ -26,9 +26,7 @@ def test_a_success_resets_the_failure_count() -> None:
 
 
 def test_repeated_ejections_last_longer_up_to_the_cap() -> None:
-    detector = OutlierDetector(
-        consecutive_failures=1, ejection_time=10.0, max_ejection_time=25.0
-    )
+    detector = OutlierDetector(consecutive_failures=1, ejection_time=10.0, max_ejection_time=25.0)
     detector.on_result("a", False, 0.0, population=4)
     assert detector.ejected(0.0) == {"a": 10.0}
     detector.on_result("a", False, 10.0, population=4)

@@ -11,11 +11,17 @@ def test_prometheus_parser_reads_families_labels_and_values() -> None:
         "meshgate_requests_total",
         "counter",
         "Requests answered, by route and status.",
-        [({"route": "users", "status": "200"}, 10), ({"route": 'we"ird\\name\n', "status": "502"}, 1)],
+        [
+            ({"route": "users", "status": "200"}, 10),
+            ({"route": 'we"ird\\name\n', "status": "502"}, 1),
+        ],
     )
     text.family("meshgate_circuit_open", "gauge", "1 when open.", [({"route": "pay"}, 1)])
     text.family(
-        "meshgate_latency_ms", "summary", "Latency.", [({"route": "users", "quantile": "0.99"}, 12.5)]
+        "meshgate_latency_ms",
+        "summary",
+        "Latency.",
+        [({"route": "users", "quantile": "0.99"}, 12.5)],
     )
     text.samples("meshgate_latency_ms_count", [({"route": "users"}, 10)])
     text.family("meshgate_up", "gauge", "Odd values.", [({}, math.inf), ({"x": "nan"}, math.nan)])
