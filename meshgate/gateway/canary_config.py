@@ -98,8 +98,19 @@ class CanaryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     stable: CanaryTarget
     canary: CanaryTarget
     promotion: PromotionConfig = PromotionConfig()
+    sticky: str | None = "ip"
+    """What keeps a client on one version while the weights stay: ``"ip"``,
+    ``"header:<name>"``, ``"cookie:<name>"``, or None for a fresh draw per
+    request. The ``X-Canary: always|never`` header overrides it, for testing."""
 
     def __post_init__(self) -> None:
+        if self.sticky is not None and self.sticky != "ip":
+            kind, _, name = self.sticky.partition(":")
+            if kind not in ("header", "cookie") or not name.strip():
+                raise ValueError(
+                    f"sticky={self.sticky!r} is not allowed: expected 'ip', "
+                    "'header:<name>', 'cookie:<name>' or None"
+                )
         if self.stable.version == self.canary.version:
             raise ValueError(
                 f"canary.version={self.canary.version!r} is the stable version: they must differ"

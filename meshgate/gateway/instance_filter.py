@@ -31,7 +31,4 @@ class InstanceFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     def admits(self, instance: ServiceInstance) -> bool:
         if self.tags and not all(tag in instance.tags for tag in self.tags):
             return False
-        for key, wanted in self.metadata.items():
-            if instance.metadata.get(key) != wanted:
-                return False
-        return True
+        return all(instance.metadata.get(key) == wanted for key, wanted in self.metadata.items())

@@ -16,24 +16,7 @@ from typing import Protocol
 from meshgate.bus.instance import ServiceInstance
 from meshgate.discovery.discovery_client import DiscoveryClient
 from meshgate.gateway.instance_filter import InstanceFilter
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` (``"[::1]:port"`` for IPv6) as a pair, or a ValueError
-    that names the address.
-
-    >>> parse_address("127.0.0.1:9001")
-    ('127.0.0.1', 9001)
-    """
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"upstream {address!r} is not allowed: expected 'host:port'")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"upstream {address!r} is not allowed: port must be 1..65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, port
+from meshgate.gateway.upstream_address import parse_upstream_address
 
 
 class UpstreamSource(Protocol):
@@ -63,7 +46,7 @@ class StaticUpstreams:
         self.name = name
         instances = []
         for address in addresses:
-            host, port = parse_address(address)
+            host, port = parse_upstream_address(address)
             instances.append(ServiceInstance(id=f"{host}:{port}", name=name, host=host, port=port))
         self._instances = tuple(instances)
 

@@ -9,22 +9,7 @@ from meshgate.gateway.upstream_source import (
     DiscoveredUpstreams,
     FilteredView,
     StaticUpstreams,
-    parse_address,
 )
-
-
-@pytest.mark.parametrize(
-    ("address", "expected"),
-    [("127.0.0.1:80", ("127.0.0.1", 80)), ("[::1]:8080", ("::1", 8080)), ("svc:1", ("svc", 1))],
-)
-def test_addresses_parse_to_host_and_port(address: str, expected: tuple[str, int]) -> None:
-    assert parse_address(address) == expected
-
-
-@pytest.mark.parametrize("address", ["127.0.0.1", ":80", "host:0", "host:70000", "host:http"])
-def test_bad_addresses_are_named(address: str) -> None:
-    with pytest.raises(ValueError, match="upstream"):
-        parse_address(address)
 
 
 def test_static_upstreams_are_up_instances_named_by_address() -> None:
