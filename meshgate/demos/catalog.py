@@ -64,6 +64,30 @@ DEMOS: tuple[Demo, ...] = (
         "breaker, retry, timeout and bulkhead stacked on a method, with a fallback",
         "meshgate.demos.resilience.decorators",
     ),
+    Demo(
+        "registration",
+        "discovery",
+        "a service registers, heartbeats, re-registers after a registry restart, leaves",
+        "meshgate.demos.discovery.registration",
+    ),
+    Demo(
+        "discovery-client",
+        "discovery",
+        "filters by zone, tags, metadata and status; the cache; serving through an outage",
+        "meshgate.demos.discovery.client",
+    ),
+    Demo(
+        "load-balancers",
+        "discovery",
+        "six strategies and p2c over 1,000 picks; zone fallback; ip-hash stickiness",
+        "meshgate.demos.discovery.load_balancers",
+    ),
+    Demo(
+        "service-client",
+        "discovery",
+        "HTTP over three loopback instances: round-robin, retry elsewhere, circuit per instance",
+        "meshgate.demos.discovery.service_client",
+    ),
 )
 
 

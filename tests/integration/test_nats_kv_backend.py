@@ -208,3 +208,49 @@ async def test_a_node_that_wins_a_claim_without_the_value_logs_it(
         assert [e["event"] for e in logs] == ["registry.expired_record_missing"]
         assert logs[0]["instance_id"] == "user-1"
         await late.aclose()
+
+
+async def test_a_sweep_finds_expired_leases_in_its_watch_without_reading_every_key(
+    bus: Bus, bucket: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full read of the bucket on every sweep cost ~200 ms of CPU at 10,000
+    # instances; the watch already holds every key's revision and deadline.
+    backend = NatsKvRegistryBackend(bus, bucket=bucket, clock=clock)
+    assert await backend.expire() == []  # starts the watch
+    reads: list[str] = []
+    read_every_key = backend._snapshot
+
+    async def counted(pattern: str) -> object:
+        reads.append(pattern)
+        return await read_every_key(pattern)
+
+    monkeypatch.setattr(backend, "_snapshot", counted)
+    stored = [await backend.register(instance(f"user-{n}"), ttl=10) for n in range(3)]
+    await backend.register(instance("user-9"), ttl=60)
+    clock.advance(10)
+
+    # written just before the sweep, and seen by it all the same
+    assert await backend.expire() == stored
+    assert await backend.expire() == []
+    assert reads == []
+    await backend.aclose()
+
+
+async def test_a_lease_renewed_behind_the_watchs_back_is_not_expired(
+    bus: Bus, bucket: str, clock: ManualClock
+) -> None:
+    sweeper = NatsKvRegistryBackend(bus, bucket=bucket, clock=clock)
+    writer = NatsKvRegistryBackend(bus, bucket=bucket, clock=clock)
+    await sweeper.register(instance(), ttl=10)
+    assert await sweeper.expire() == []
+    clock.advance(9)
+    renewed = await writer.heartbeat("user-service", "user-1")
+    assert renewed is not None
+    clock.advance(2)  # past the first deadline, before the renewed one
+
+    assert await sweeper.expire() == []
+    assert await sweeper.get_instances("user-service") == [renewed]
+    clock.advance(10)
+    assert await sweeper.expire() == [renewed]
+    await sweeper.aclose()
+    await writer.aclose()

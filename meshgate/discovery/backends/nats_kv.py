@@ -20,18 +20,24 @@ remaining time as TTL.
 
 Expiry, reported exactly once however many registry nodes call `expire`:
 
-1. Sweep. `expire` reads every key and removes each one past `expires_at`
-   with a purge that carries ``last=<revision>``. JetStream applies writes
-   to a subject one at a time, so of several nodes sweeping at once exactly
-   one purge succeeds, and only that node reports the instance.
+1. Sweep. `expire` removes each key past `expires_at` with a purge that
+   carries ``last=<revision>``. JetStream applies writes to a subject one at
+   a time, so of several nodes sweeping at once exactly one purge succeeds,
+   and only that node reports the instance. The keys and deadlines come from
+   the backend's watch of the bucket (below), caught up to the bucket's
+   latest write first, so a sweep costs one request and a pass over a dict,
+   not a read of every key: at 10,000 instances that read took ~200 ms of
+   CPU per sweep. A purge that loses to a newer write proves the watch had
+   not seen it yet; the watch's next message brings the key back.
 2. Server expiry. When the server's TTL fires first (every registry node
    was busy or down), it leaves a ``MaxAge`` marker in place of the key (the
    bucket is created with ``limit_marker_ttl``). Each backend watches the
-   bucket and remembers the last value of every key, because the marker
-   carries none. For each marker, nodes race to create the claim key
-   ``expired.<key>.<marker revision>`` with ``last=0`` (create only if
-   absent); the revision is the same on every node, so exactly one create
-   succeeds and only that node reports. Claims expire after `claim_ttl`.
+   bucket and remembers the last value, revision and deadline of every key,
+   because the marker carries none. For each marker, nodes race to create
+   the claim key ``expired.<key>.<marker revision>`` with ``last=0`` (create
+   only if absent); the revision is the same on every node, so exactly one
+   create succeeds and only that node reports. Claims expire after
+   `claim_ttl`.
 
 The two paths cannot both fire for one lease: a successful sweep purge
 removes the message whose TTL would have placed the marker, and once the
@@ -100,6 +106,21 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: float
 
 
+class _Deadline(msgspec.Struct):
+    """The one field of a `_Record` that the watch decodes from every write."""
+
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Watched:
+    """What the watch last saw of one instance key."""
+
+    revision: int
+    expires_at: float
+    value: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class _Stored:
     """One instance key as read from the bucket."""
@@ -161,8 +182,11 @@ class NatsKvRegistryBackend:
         self._clock = clock
         self._kv: KeyValue | None = None
         self._watch: JetStreamContext.PushSubscription | None = None
-        # key -> last value seen by the watch, for reporting a server expiry
-        self._last_values: dict[str, bytes] = {}
+        # key -> what the watch last saw of it: the sweep's list of leases,
+        # and the value to report when the server expires the key
+        self._watched: dict[str, _Watched] = {}
+        # the stream sequence of the last write the watch has handled
+        self._watched_through = 0
         # (key, marker revision, last value if known), waiting for `expire`
         self._expired_markers: list[tuple[str, int, bytes | None]] = []
 
@@ -260,11 +284,18 @@ class NatsKvRegistryBackend:
         the server expired whose claim this node won. Each expired instance
         is returned by exactly one of the backends sharing the bucket."""
         await self._start_watch()
+        await self._catch_up()
         expired: list[_Record] = []
         now = float(self._clock())
-        for stored in await self._snapshot("*.*"):
-            if now >= stored.record.expires_at and await self._purge(stored.key, stored.revision):
-                expired.append(stored.record)
+        due = [(key, seen) for key, seen in self._watched.items() if now >= seen.expires_at]
+        for key, seen in due:
+            purged = await self._purge(key, seen.revision)
+            if self._watched.get(key) is seen:
+                # Purged: gone. Not purged: a newer write, which the watch brings.
+                del self._watched[key]
+            record = _decode_record(seen.value, key) if purged else None
+            if record is not None:
+                expired.append(record)
         markers, self._expired_markers = self._expired_markers, []
         for index, (key, revision, value) in enumerate(markers):
             try:
@@ -439,17 +470,37 @@ class NatsKvRegistryBackend:
         if self._watch is None:
             self._watch = await self._subscribe_from_latest("*.*", self._on_watched)
 
+    async def _catch_up(self) -> None:
+        """Return once the watch has handled every instance-key write the
+        bucket held when this was called, so that a sweep right after a
+        write sees it; TimeoutError if that takes `_SYNC_TIMEOUT`."""
+        watch = self._watch
+        assert watch is not None, "the watch starts before a sweep"
+        with anyio.fail_after(_SYNC_TIMEOUT):
+            while True:
+                info = await watch.consumer_info()
+                sent = 0 if info.delivered is None else info.delivered.stream_seq or 0
+                if not info.num_pending and self._watched_through >= sent:
+                    return
+                await anyio.sleep(0.005)  # messages on their way to the callback
+
     async def _on_watched(self, msg: Msg) -> None:
         # Runs in nats-py's delivery task, one message at a time, in order.
         key = self._key_of(msg)
+        revision = msg.metadata.sequence.stream
         if (msg.headers or {}).get(MARKER_HEADER) == "MaxAge":
-            self._expired_markers.append(
-                (key, msg.metadata.sequence.stream, self._last_values.pop(key, None))
-            )
+            seen = self._watched.pop(key, None)
+            self._expired_markers.append((key, revision, None if seen is None else seen.value))
         elif _is_removal(msg):
-            self._last_values.pop(key, None)
+            self._watched.pop(key, None)
         else:
-            self._last_values[key] = msg.data
+            try:
+                deadline = msgspec.json.decode(msg.data, type=_Deadline).expires_at
+            except msgspec.DecodeError:
+                # Not ours: never swept, as a full read skipped it too.
+                deadline = math.inf
+            self._watched[key] = _Watched(revision, deadline, msg.data)
+        self._watched_through = max(self._watched_through, revision)
 
     def _key_of(self, msg: Msg) -> str:
         return msg.subject.removeprefix(f"$KV.{self._bucket}.")

@@ -97,7 +97,9 @@ class IpHashBalancer(LoadBalancer):
 
     def __init__(self, *, virtual_nodes: int = 160) -> None:
         self._virtual_nodes = positive_int("virtual_nodes", virtual_nodes)
-        self._cache = SnapshotCache(instance_id, self._build_ring)
+        # Two rings: the full set's, and the one a retry builds without the
+        # instance it tried, so a retry does not rebuild the full ring after it.
+        self._cache = SnapshotCache(instance_id, self._build_ring, keep=2)
         self._fallback = RoundRobinBalancer()
 
     def _build_ring(self, instances: Sequence[ServiceInstance]) -> HashRing:

@@ -93,7 +93,10 @@ class WeightedRoundRobinBalancer(LoadBalancer):
     """Smooth weighted round-robin by `instance.weight` (`metadata["weight"]`, 1 by default).
 
     A change of ids or weights starts a new cycle from a clean state; a
-    refresh that changes neither keeps the cycle going.
+    refresh that changes neither keeps the cycle going. The cycles of the
+    last four sets are kept, so a retry that picks among the instances not
+    yet tried leaves the cycle of the full set where it was (and a set seen
+    again lately carries on with its own).
 
     >>> balancer = WeightedRoundRobinBalancer()
     >>> instances = (
@@ -108,7 +111,8 @@ class WeightedRoundRobinBalancer(LoadBalancer):
     __slots__ = ("_cache",)
 
     def __init__(self) -> None:
-        self._cache = SnapshotCache(_weight_key, _Schedule)
+        # The full set, and the sets retries leave after excluding what they tried.
+        self._cache = SnapshotCache(_weight_key, _Schedule, keep=4)
 
     def pick(
         self, instances: Sequence[ServiceInstance], *, client_ip: str | None = None

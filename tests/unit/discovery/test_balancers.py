@@ -293,3 +293,23 @@ def test_snapshot_cache_rebuilds_when_the_key_changes_even_in_a_list_edited_in_p
     assert cache.get(instances) == 2
     assert cache.get([instance("b"), instance("a")]) == 3  # order is part of the key
     assert cache.peek() == 3
+
+
+def test_snapshot_cache_keeps_the_structures_of_the_last_keys_when_asked_to() -> None:
+    build = CountingBuild()
+    cache = SnapshotCache(instance_id, build, keep=2)
+    full, fewer, other = (instance("a"), instance("b")), (instance("a"),), (instance("c"),)
+    assert [cache.get(full), cache.get(fewer), cache.get(full), cache.get(fewer)] == [1, 2, 1, 2]
+    assert cache.get(other) == 3  # a third key: the least recently used one goes
+    assert cache.get(fewer) == 2
+    assert cache.get(full) == 4
+    assert cache.peek() == 4
+
+
+def test_snapshot_cache_keeps_nothing_but_the_current_structure_by_default() -> None:
+    build = CountingBuild()
+    cache = SnapshotCache(instance_id, build)
+    full, fewer = (instance("a"), instance("b")), (instance("a"),)
+    assert [cache.get(full), cache.get(fewer), cache.get(full)] == [1, 2, 3]
+    with pytest.raises(ValueError, match="keep=0"):
+        SnapshotCache(instance_id, build, keep=0)

@@ -139,3 +139,25 @@ def test_the_sequence_is_exactly_nginx_for_any_weights_and_any_common_scale(
     picks = [balancer.pick(instances) for _ in range(2 * sum(weights) + 3)]
     expected = nginx(weights, len(picks))
     assert [instances.index(pick) for pick in picks if pick is not None] == expected
+
+
+def test_retries_that_leave_out_a_tried_instance_do_not_restart_the_full_sets_cycle() -> None:
+    # A retry picks among the instances not yet tried; the next request asks
+    # about the full set again. Restarting its cycle each time sent the heavy
+    # instance far more than its weight (weights 3 2 1: b got 1/4, not 1/3).
+    balancer = WeightedRoundRobinBalancer()
+    full = (weighted("a", 3), weighted("b", 2), weighted("c", 1))
+    without_c = full[:2]
+    first_picks = ""
+    retries = ""
+    for _ in range(600):
+        pick = balancer.pick(full)
+        assert pick is not None
+        first_picks += pick.id
+        if pick.id == "c":  # c fails: the retry leaves it out
+            retry = balancer.pick(without_c)
+            assert retry is not None
+            retries += retry.id
+    expected = "".join("abc"[position] for position in nginx([3, 2, 1], 600))
+    assert first_picks == expected
+    assert (retries.count("a"), retries.count("b")) == (60, 40)

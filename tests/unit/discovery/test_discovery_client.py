@@ -235,6 +235,32 @@ async def test_get_instance_skips_excluded_ids(backend: CountingBackend) -> None
     assert await client.get_instance(SERVICE, exclude=["a", "b"]) is None
 
 
+async def test_weighted_picks_keep_their_weights_when_retries_exclude_a_failing_instance(
+    backend: CountingBackend,
+) -> None:
+    await register(
+        backend,
+        instance("a", metadata={"weight": 3}),
+        instance("b", metadata={"weight": 2}),
+        instance("c", metadata={"weight": 1}),
+    )
+    client = DiscoveryClient(backend)
+    first: dict[str, int] = {"a": 0, "b": 0, "c": 0}
+    served: dict[str, int] = {"a": 0, "b": 0, "c": 0}
+
+    for _ in range(600):
+        chosen = await client.get_instance(SERVICE, "weighted-round-robin")
+        assert chosen is not None
+        first[chosen.id] += 1
+        if chosen.id == "c":  # c fails; the retry, as ServiceClient makes it, excludes it
+            chosen = await client.get_instance(SERVICE, "weighted-round-robin", exclude={"c"})
+            assert chosen is not None
+        served[chosen.id] += 1
+
+    assert first == {"a": 300, "b": 200, "c": 100}
+    assert served == {"a": 360, "b": 240, "c": 0}
+
+
 async def test_there_is_one_balancer_per_service_and_strategy(backend: CountingBackend) -> None:
     client = DiscoveryClient(backend)
 
