@@ -43,6 +43,7 @@ def _run_demos(name: str) -> int:
 _PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("registry_node.command", "run the registry node: leases, queries, events"),
     "health": ("registry_node.health_command", "run the health checker: probe instances"),
+    "gateway": ("gateway_node.command", "run a gateway replica: route, guard and proxy requests"),
 }
 
 
