@@ -24,6 +24,7 @@ from meshgate.bus.nats_server import NatsServer
 from meshgate.discovery.backends.bus_client import RegistryClient
 from tests.integration.gateway.conftest import closed_port
 from tests.integration.gateway_http.conftest import Backend
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -149,17 +150,16 @@ async def test_a_gateway_process_routes_to_registered_instances_and_reports_itse
                     while not second.requests:
                         await client.get("/api/users/x")
                         await anyio.sleep(0.05)
-                with anyio.fail_after(10):
-                    while not (reports and any(p.replica_id == "gw-a" for p in presences)):
-                        await anyio.sleep(0.1)
+                await eventually(
+                    lambda: bool(reports) and any(p.replica_id == "gw-a" for p in presences),
+                    within=10,
+                )
                 assert reports[0].replica == "gw-a"
                 assert reports[0].versions["default"].requests >= 1
                 gateway.send_signal(signal.SIGTERM)
                 with anyio.fail_after(10):
                     assert await gateway.wait() == 0
-                with anyio.fail_after(5):
-                    while not any(p.leaving for p in presences):
-                        await anyio.sleep(0.05)
+                await eventually(lambda: any(p.leaving for p in presences))
     finally:
         await first.stop()
         await second.stop()
