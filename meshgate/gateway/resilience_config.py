@@ -68,10 +68,17 @@ class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
 
 
 class RetryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Options of `meshgate.resilience.RetryPolicy`.
+    """Options of `meshgate.resilience.RetryPolicy`, and the gateway's own:
+    `retry_on` (upstream statuses worth another instance; default 502, 503,
+    504), `retry_non_idempotent` (retry POST and PATCH after they reached an
+    upstream; default False: only when nothing was sent) and `budget_percent`
+    (retries may add at most this share of the route's traffic, plus one a
+    second; default 20, None for no budget).
 
     >>> RetryConfig(max_attempts=2, backoff="fixed", base_delay="500ms").options()
     {'max_attempts': 2, 'backoff': 'fixed', 'base_delay': 0.5}
+    >>> RetryConfig(retry_on=(503,), budget_percent=10).gateway_options()
+    {'retry_on': (503,), 'budget_percent': 10.0}
     """
 
     max_attempts: int | UnsetType = UNSET
@@ -79,15 +86,46 @@ class RetryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     base_delay: Duration | UnsetType = UNSET
     max_delay: Duration | UnsetType = UNSET
     jitter: bool | Literal["full", "equal", "decorrelated"] | UnsetType = UNSET
+    retry_on: tuple[int, ...] | UnsetType = UNSET
+    retry_non_idempotent: bool | UnsetType = UNSET
+    budget_percent: float | UnsetType | None = UNSET
 
     DURATIONS: ClassVar[tuple[str, ...]] = ("base_delay", "max_delay")
+    GATEWAY_ONLY: ClassVar[tuple[str, ...]] = (
+        "retry_on",
+        "retry_non_idempotent",
+        "budget_percent",
+    )
 
     def __post_init__(self) -> None:
         RetryPolicy(**self.options())
+        if self.retry_on is not UNSET:
+            for status in self.retry_on:
+                if not 500 <= status <= 599:
+                    raise ValueError(
+                        f"retry_on has {status!r}: expected 5xx statuses (a 4xx is the "
+                        "client's mistake, and another instance would answer the same)"
+                    )
+        if self.budget_percent not in (UNSET, None):
+            percentage("budget_percent", self.budget_percent)
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for `RetryPolicy` (add predicates and callbacks)."""
-        return constructor_options(self, self.DURATIONS)
+        options = constructor_options(self, self.DURATIONS)
+        for name in self.GATEWAY_ONLY:
+            options.pop(name, None)
+        return options
+
+    def gateway_options(self) -> dict[str, Any]:
+        """The gateway's own retry options that are written."""
+        options = {
+            name: getattr(self, name)
+            for name in self.GATEWAY_ONLY
+            if getattr(self, name) is not UNSET
+        }
+        if options.get("budget_percent") is not None:
+            options["budget_percent"] = float(options["budget_percent"])
+        return options
 
 
 class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -277,22 +277,23 @@ def _retry(policies: RoutePolicies) -> RetryPlan:
     if config is None:
         return RetryPlan()
     options = config.options()
-    max_attempts = options.pop("max_attempts", 3)
-    retry_on = options.pop("retry_on", None)
-    retry_non_idempotent = options.pop("retry_non_idempotent", False)
-    budget_percent = options.pop("budget_percent", 20.0)
-    backoff = Backoff(
-        options.pop("backoff", "exponential"),
-        options.pop("base_delay", 1.0),
-        options.pop("max_delay", 30.0),
-        options.pop("jitter", False),
-    )
+    extra = config.gateway_options()
+    retry_on = extra.get("retry_on")
+    budget_percent = extra.get("budget_percent", 20.0)
     return RetryPlan(
-        max_attempts=max_attempts,
-        backoff=backoff,
+        max_attempts=options.get("max_attempts", 3),
+        backoff=Backoff(
+            options.get("backoff", "exponential"),
+            options.get("base_delay", 1.0),
+            options.get("max_delay", 30.0),
+            options.get("jitter", False),
+        ),
         retry_on=DEFAULT_RETRY_ON if retry_on is None else frozenset(retry_on),
-        retry_non_idempotent=retry_non_idempotent,
-        budget=None if budget_percent is None else RetryBudget(ratio=budget_percent / 100.0),
+        retry_non_idempotent=extra.get("retry_non_idempotent", False),
+        budget=None
+        if budget_percent is None
+        # A floor of one retry a second keeps a quiet route able to retry at all.
+        else RetryBudget(ratio=budget_percent / 100.0, min_retries_per_second=1.0),
     )
 
 

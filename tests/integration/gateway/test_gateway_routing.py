@@ -342,3 +342,43 @@ async def test_a_failing_instance_is_ejected_and_traffic_goes_to_the_others(
     # round-robin sends every other request to the dead one until it is ejected
     assert statuses.count(502) == 2
     assert statuses[-5:] == [200] * 5
+
+
+async def test_retry_non_idempotent_lets_a_post_try_again(backends: Any) -> None:
+    backend = await start_backend(backends)
+    gateway = GatewayServer.from_config(
+        {
+            "routes": [
+                {
+                    "path": "/**",
+                    "upstreams": [_upstream(backend)],
+                    "retry": {"max_attempts": 3, "base_delay": 0, "retry_non_idempotent": True},
+                }
+            ]
+        }
+    )
+    async with started_gateway(gateway) as client:
+        reply = await client.post("/status/503", content=b"{}")
+    assert reply.status_code == 503
+    assert [r.method for r in backend.requests] == ["POST", "POST", "POST"]
+
+
+async def test_the_retry_budget_caps_retries_under_a_storm(backends: Any) -> None:
+    backend = await start_backend(backends)
+    gateway = GatewayServer.from_config(
+        {
+            "routes": [
+                {
+                    "path": "/**",
+                    "upstreams": [_upstream(backend)],
+                    "retry": {"max_attempts": 3, "base_delay": 0, "budget_percent": 10},
+                }
+            ]
+        }
+    )
+    async with started_gateway(gateway) as client:
+        for _ in range(20):
+            await client.get("/status/503")
+    # without a budget: 60 calls; the budget's floor lets some retries through,
+    # but far fewer than two per request
+    assert 20 < len(backend.requests) < 60

@@ -668,7 +668,8 @@ def test_every_option_is_a_constructor_argument_of_the_same_name(
     config = msgspec.convert(written, kind)
     options = config.options()  # type: ignore[attr-defined]
     parameters = inspect.signature(constructor).parameters
-    assert set(kind.__struct_fields__) - {"key", "max_keys"} <= set(parameters)
+    gateway_only = {"key", "max_keys", *getattr(kind, "GATEWAY_ONLY", ())}
+    assert set(kind.__struct_fields__) - gateway_only <= set(parameters)
     assert set(options) == set(written)
     constructor(**options)
 
@@ -725,3 +726,25 @@ def test_the_gateways_own_guards_take_the_options_too() -> None:
 def test_a_wrong_mirror_is_refused(mirror: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         gateway_config_from_mapping(config_with_route(traffic_policy={"mirror": mirror}))
+
+
+def test_retry_options_of_the_gateway_are_kept_apart_from_the_policys() -> None:
+    config = msgspec.convert(
+        {"max_attempts": 2, "retry_on": [503], "retry_non_idempotent": True, "budget_percent": 5},
+        RetryConfig,
+    )
+    assert config.options() == {"max_attempts": 2}
+    assert config.gateway_options() == {
+        "retry_on": (503,),
+        "retry_non_idempotent": True,
+        "budget_percent": 5.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("written", "named"),
+    [({"retry_on": [404]}, "retry_on"), ({"budget_percent": 150}, "budget_percent")],
+)
+def test_bad_gateway_retry_options_are_named(written: dict[str, Any], named: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match=named):
+        msgspec.convert(written, RetryConfig)
