@@ -93,12 +93,13 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
 def run(args: argparse.Namespace) -> int:
     """Run the replica until SIGINT or SIGTERM (exit 0); exit 2, with one line
     on stderr, for a bad config or when NATS cannot be reached at start."""
-    configure_logging(args.log_level)
     try:
         config = _config(args)
     except (ConfigError, OSError) as exc:
         print(f"meshgate gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    log_format = config.middleware.log_format
+    configure_logging(args.log_level, json=None if log_format is None else log_format == "json")
     main = functools.partial(
         run_gateway,
         config,

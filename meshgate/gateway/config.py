@@ -106,7 +106,8 @@ class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     logging: bool = True
     request_id: bool = True
     access_log: str | None = None
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["json", "console"] | None = None
+    """None: JSON lines unless stderr is a terminal."""
 
     @property
     def cors_config(self) -> CorsConfig | None:

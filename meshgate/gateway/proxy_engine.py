@@ -23,10 +23,10 @@ calling the upstream counts nowhere: the breaker must not keep itself open.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 
-import structlog
-
+from meshgate.gateway.access_log import AccessEntry, AccessLog
 from meshgate.gateway.cors import CorsPolicy
 from meshgate.gateway.gateway_metrics import UNVERSIONED, GatewayMetrics
 from meshgate.gateway.http.proxy import relay_response, upstream_request_headers
@@ -48,8 +48,6 @@ Sleep = Callable[[float], Awaitable[None]]
 REPLAY_BUFFER_BYTES = 64 * 1024
 """Request bodies up to this size are held, so that a retry or a mirror can
 send them again; larger ones stream once and are never retried after sending."""
-
-_access_log = structlog.get_logger("meshgate.access")
 
 
 def _retry_after(seconds: float) -> list[tuple[bytes, bytes]]:
@@ -96,7 +94,7 @@ class ProxyEngine:
         spawn: Spawn,
         metrics: GatewayMetrics | None = None,
         cors: CorsPolicy | None = None,
-        access_log: bool = False,
+        access_log: AccessLog | None = None,
         clock: Clock = monotonic,
         sleep: Sleep | None = None,
     ) -> None:
@@ -485,17 +483,20 @@ class ProxyEngine:
                     canary.record_success(target, latency_ms)
                 else:
                     canary.record_failure(target, latency_ms)
-        if self._log_access:
-            _access_log.info(
-                "request.completed",
-                method=request.method,
-                path=request.path,
-                route=runtime.name,
-                version=outcome.version,
-                status=outcome.status,
-                duration_ms=round(latency_ms, 3),
-                client=request.client_host,
-                request_id=request.request_id,
+        access = self._log_access
+        if access is not None:
+            access.write(
+                AccessEntry(
+                    time=time.time(),
+                    method=request.method,
+                    path=request.path,
+                    route=runtime.name,
+                    version=outcome.version,
+                    status=outcome.status,
+                    duration_ms=round(latency_ms, 3),
+                    client=request.client_host,
+                    request_id=request.request_id,
+                )
             )
 
 

@@ -32,6 +32,7 @@ import structlog
 from meshgate.bus.instance import ServiceInstance
 from meshgate.discovery.backends.protocol import RegistryBackend
 from meshgate.discovery.discovery_client import DiscoveryClient
+from meshgate.gateway.access_log import AccessLog
 from meshgate.gateway.canary_engine import CanaryEngine
 from meshgate.gateway.canary_status import CanaryEventInfo
 from meshgate.gateway.config import GatewayConfig, parse_listen_address
@@ -110,6 +111,8 @@ class GatewayServer:
         table: RouteTable[RouteRuntime] = RouteTable.build(
             self._spec(self._runtime(route)) for route in config.routes
         )
+        middleware = config.middleware
+        self._access_log = AccessLog(middleware.access_log) if middleware.logging else None
         cors_config = config.middleware.cors_config
         self.engine = ProxyEngine(
             table,
@@ -117,7 +120,7 @@ class GatewayServer:
             spawn=self._spawn,
             metrics=self._metrics if config.metrics.enabled else None,
             cors=None if cors_config is None else CorsPolicy(**cors_config.options()),
-            access_log=config.middleware.logging,
+            access_log=self._access_log,
             clock=clock,
         )
         self._http: HttpServer | None = None
@@ -278,6 +281,8 @@ class GatewayServer:
             with anyio.CancelScope(shield=True):
                 await http.drain(self.config.drain_timeout_seconds)
                 await self._pools.close()
+                if self._access_log is not None:
+                    self._access_log.flush()
             self._http = None
             log.info("gateway.stopped")
 

@@ -382,3 +382,25 @@ async def test_the_retry_budget_caps_retries_under_a_storm(backends: Any) -> Non
     # without a budget: 60 calls; the budget's floor lets some retries through,
     # but far fewer than two per request
     assert 20 < len(backend.requests) < 60
+
+
+async def test_access_log_lines_go_to_their_own_file(backends: Any, tmp_path: Any) -> None:
+    import json
+
+    backend = await start_backend(backends)
+    log_path = tmp_path / "access.log"
+    gateway = GatewayServer.from_config(
+        {
+            "middleware": {"access_log": str(log_path)},
+            "routes": [{"name": "all", "path": "/**", "upstreams": [_upstream(backend)]}],
+        }
+    )
+    async with started_gateway(gateway) as client:
+        await client.get("/a", headers={"X-Request-Id": "req-1"})
+        await client.get("/status/503")
+    entries = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [(e["path"], e["status"], e["route"]) for e in entries] == [
+        ("/a", 200, "all"),
+        ("/status/503", 503, "all"),
+    ]
+    assert entries[0]["request_id"] == "req-1"
