@@ -33,6 +33,7 @@ from meshgate.bus.instance import ServiceInstance
 from meshgate.discovery.backends.protocol import RegistryBackend
 from meshgate.discovery.discovery_client import DiscoveryClient
 from meshgate.gateway.access_log import AccessLog
+from meshgate.gateway.admin_api import AdminApi
 from meshgate.gateway.canary_engine import CanaryEngine
 from meshgate.gateway.canary_status import CanaryEventInfo
 from meshgate.gateway.config import GatewayConfig, parse_listen_address
@@ -124,6 +125,8 @@ class GatewayServer:
             clock=clock,
         )
         self._http: HttpServer | None = None
+        self._admin_http: HttpServer | None = None
+        self._draining = False
         if self.discovery is not None:
             self.discovery.on("instance:up", self._instance_event("instance:up"))
             self.discovery.on("instance:down", self._instance_event("instance:down"))
@@ -251,6 +254,8 @@ class GatewayServer:
         self,
         *,
         listen: str | None = None,
+        admin_listen: str | None = None,
+        ready: Callable[[], bool] | None = None,
         task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until cancelled, then drain: stop accepting, let requests in
@@ -258,18 +263,32 @@ class GatewayServer:
 
         `task_status.started` gets the addresses listened on (port 0 in
         `listen` picks a free one), for `await task_group.start(gateway.serve)`.
+
+        The admin API (`AdminApi`) listens on `admin_listen`, or on the
+        config's `admin_listen` when neither address is given here; `ready`
+        joins its `/readyz` answer (gateway_node reports the bus there).
         """
         if sniffio.current_async_library() != "asyncio":
             raise RuntimeError("GatewayServer.serve needs anyio's asyncio backend")
         host, port = parse_listen_address(listen or self.config.listen, option="listen")
         limits = _server_limits(self.config)
         http = HttpServer(self.engine.handle, limits=limits)
+        admin: HttpServer | None = None
+        if admin_listen is not None or (listen is None and self.config.admin_listen):
+            admin_host, admin_port = parse_listen_address(
+                admin_listen or self.config.admin_listen, option="admin_listen"
+            )
+            api = AdminApi(self, token=self.config.admin_token, clock=self._clock, ready=ready)
+            admin = HttpServer(api.handle)
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._events.attach(tg)
                 await http.start(host, port)
                 self._http = http
+                if admin is not None:
+                    await admin.start(admin_host, admin_port)
+                    self._admin_http = admin
                 if self._canaries_running:
                     tg.start_soon(self._evaluate_canaries, 1.0)
                 log.info("gateway.serving", addresses=http.bound, routes=len(self.engine.routes))
@@ -278,8 +297,12 @@ class GatewayServer:
         finally:
             self._task_group = None
             self._events.attach(None)
+            self._draining = True
             with anyio.CancelScope(shield=True):
                 await http.drain(self.config.drain_timeout_seconds)
+                if admin is not None:
+                    await admin.close()
+                    self._admin_http = None
                 await self._pools.close()
                 if self._access_log is not None:
                     self._access_log.flush()
@@ -312,6 +335,20 @@ class GatewayServer:
     @property
     def http_server(self) -> HttpServer | None:
         return self._http
+
+    @property
+    def admin_server(self) -> HttpServer | None:
+        return self._admin_http
+
+    @property
+    def is_draining(self) -> bool:
+        """True once `serve` is stopping: `/readyz` then says not ready."""
+        return self._draining
+
+    @property
+    def clock(self) -> Clock:
+        """The monotonic clock breakers, limits and ejections are measured on."""
+        return self._clock
 
     # -- internals ---------------------------------------------------------------
 
