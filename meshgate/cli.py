@@ -41,6 +41,7 @@ def _run_demos(name: str) -> int:
 # Process commands live in the node packages; the library never imports them,
 # so the entry point looks them up by name only when one is chosen.
 _PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("meshgate.local_cluster.command", "start the whole local cluster; Ctrl-C stops it"),
     "registry": ("registry_node.command", "run the registry node: leases, queries, events"),
     "health": ("registry_node.health_command", "run the health checker: probe instances"),
     "gateway": ("gateway_node.command", "run a gateway replica: route, guard and proxy requests"),
