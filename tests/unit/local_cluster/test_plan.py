@@ -19,7 +19,7 @@ def test_the_plan_starts_the_registry_first_and_the_gateways_last() -> None:
     assert names[0] == "registry"
     assert names[-3:] == ["gateway-1", "gateway-2", "gateway-3"]
     assert {d.name for d in DEMO_SERVICES} <= set(names)
-    assert [[p.name for p in stage][0] for stage in stages(plan)] == [
+    assert [stage[0].name for stage in stages(plan)] == [
         "registry",
         "health",
         "gateway-1",
