@@ -7,7 +7,6 @@ graceful drain.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import time
 
@@ -25,6 +24,7 @@ from meshgate.discovery.backends.bus_client import RegistryClient
 from meshgate.discovery.discovery_client import DiscoveryClient
 from meshgate.gateway.config import GatewayConfig
 from meshgate.gateway.server import GatewayServer
+from meshgate.process_signals import stop_on_signal
 
 log = structlog.get_logger("meshgate.gateway")
 
@@ -71,7 +71,7 @@ async def run_gateway(
             )
         gateway = GatewayServer(config)
         async with anyio.create_task_group() as tg:
-            await tg.start(_stop_on_signal, tg.cancel_scope)
+            await tg.start(stop_on_signal, tg.cancel_scope, log, "gateway.stopping")
             await tg.start(_serve, gateway)
             log.info("gateway.started", replica=replica_id, mode="standalone")
         return
@@ -98,7 +98,7 @@ async def run_gateway(
             peers = PeerTable(PRESENCE_TTL)
             started_at = time.time()
             async with anyio.create_task_group() as tg:
-                await tg.start(_stop_on_signal, tg.cancel_scope)
+                await tg.start(stop_on_signal, tg.cancel_scope, log, "gateway.stopping")
                 addresses = await tg.start(_serve, gateway)
                 address = "{}:{}".format(*addresses[0])
 
@@ -134,14 +134,3 @@ async def _serve(
     task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     await gateway.serve(task_status=task_status)
-
-
-async def _stop_on_signal(
-    scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            log.info("gateway.stopping", signal=signal.Signals(signum).name)
-            scope.cancel()
-            return

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import tempfile
 from contextlib import AsyncExitStack
@@ -26,6 +25,7 @@ from meshgate.bus.errors import BusError
 from meshgate.bus.nats_server import local_nats_server
 from meshgate.local_cluster.plan import ClusterOptions, ProcessSpec, cluster_plan
 from meshgate.local_cluster.supervisor import StartFailedError, Supervisor
+from meshgate.process_signals import stop_on_signal
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -134,7 +134,7 @@ async def run_up(args: argparse.Namespace, log_dir: Path) -> None:
         supervisor = Supervisor(log_dir)
         try:
             async with anyio.create_task_group() as tg:
-                await tg.start(_stop_on_signal, tg.cancel_scope)
+                await tg.start(stop_on_signal, tg.cancel_scope)
                 for stage in stages(cluster_plan(options)):
                     print("starting " + ", ".join(p.name for p in stage) + " ...")
                     await supervisor.start_stage(stage, bus)
@@ -145,16 +145,6 @@ async def run_up(args: argparse.Namespace, log_dir: Path) -> None:
                 print("stopping ...")
                 await supervisor.stop_all()
     print("stopped.")
-
-
-async def _stop_on_signal(
-    scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for _ in signals:
-            scope.cancel()
-            return
 
 
 def run(args: argparse.Namespace) -> int:
