@@ -7,24 +7,33 @@ The CLI builds its sub-parser with `configure` and calls `run`:
 >>> args = parser.parse_args(["--backend", "memory", "--default-ttl", "15"])
 >>> args.backend, args.default_ttl, args.prefix
 ('memory', 15.0, 'mesh')
+
+The NATS options are the shared ones (`meshgate.bus.credentials`): ``--nats``,
+the credential flags and their ``MESHGATE_NATS_*`` variables, ``--prefix``
+and ``--registration-key-file``; with a key, the node refuses requests that
+are not signed with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 
 import anyio
 
-from meshgate.bus.connection import DEFAULT_URL
-from meshgate.bus.errors import BusUnavailableError
+from meshgate.bus.credentials import (
+    add_nats_arguments,
+    credentials_from_args,
+    registration_signer_from_args,
+)
+from meshgate.bus.errors import BusAuthError, BusUnavailableError
 from registry_node.process import run_registry
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-"""Bad backend spec, or NATS unreachable at start: nothing was served."""
+"""Bad backend spec, credentials or registration key, NATS unreachable or
+refusing us at start: nothing was served."""
 
 
 def _positive_float(text: str) -> float:
@@ -50,20 +59,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "queries and broadcast every change."
     )
     parser.add_argument(
-        "--nats",
-        metavar="URL",
-        default=os.environ.get("MESHGATE_NATS", DEFAULT_URL),
-        help="NATS server (default: $MESHGATE_NATS or %(default)s)",
-    )
-    parser.add_argument(
         "--backend",
         metavar="SPEC",
         default="nats-kv",
         help="where registrations live: memory, nats-kv, redis://HOST:PORT/DB, "
         "consul://HOST:PORT or kubernetes (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--prefix", default="mesh", help="subject prefix of the cluster (default: %(default)s)"
     )
     parser.add_argument(
         "--default-ttl",
@@ -98,17 +98,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for NATS at start before giving up (default: %(default)s)",
     )
+    add_nats_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the node until SIGINT or SIGTERM (exit 0); exit 2, with one line
-    on stderr, for a bad backend spec or when NATS cannot be reached at start."""
+    on stderr, for a bad backend spec, credentials or registration key file,
+    or when NATS cannot be reached or refuses the credentials at start."""
     if args.default_ttl > args.max_ttl:
         print(
             f"meshgate registry: --default-ttl {args.default_ttl:g} exceeds "
             f"--max-ttl {args.max_ttl:g}",
             file=sys.stderr,
         )
+        return EXIT_USAGE
+    try:
+        # Read before connecting: a missing file fails in a second, not after
+        # the connect timeout.
+        credentials = credentials_from_args(args)
+        signer = registration_signer_from_args(args)
+    except ValueError as exc:  # CredentialsError included: it names the option
+        print(f"meshgate registry: {exc}", file=sys.stderr)
         return EXIT_USAGE
     main = functools.partial(
         run_registry,
@@ -120,10 +130,16 @@ def run(args: argparse.Namespace) -> int:
         sweep_interval=args.sweep_interval,
         node_id=args.node_id,
         connect_timeout=args.connect_timeout,
+        credentials=credentials,
+        signer=signer,
     )
     try:
         anyio.run(main, backend="asyncio")
     except ValueError as exc:
+        print(f"meshgate registry: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BusAuthError as exc:
+        # Its message names the server and the options to check.
         print(f"meshgate registry: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BusUnavailableError as exc:

@@ -24,12 +24,18 @@ a `StatusReport`. A report that fails (registry down, timeout) is sent again
 after the next probe until the registry accepts it. Instances an operator
 set OUT_OF_SERVICE are not probed: reporting them UP would undo the
 operator's decision.
+
+Signing. A registry that holds a registration key refuses unsigned status
+reports; give the checker the same key (`signer`) and it signs each one.
+A refused report is logged (``health.report_rejected``, code ``forbidden``)
+and sent again after the next probe, like any other failed report.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
@@ -49,6 +55,8 @@ from meshgate.bus.messages import (
     StatusReport,
 )
 from meshgate.bus.protocol import MessageBus, Subscription
+from meshgate.bus.signing import RegistrationSigner
+from meshgate.resilience.clock import Clock
 from registry_node.health_verdict import HealthVerdict
 
 InstanceKey = tuple[str, str]
@@ -94,6 +102,8 @@ class HealthChecker:
     `http` lets the caller share (and configure) the client; otherwise the
     checker opens its own for the duration of `run`. `default_interval`,
     when set, replaces every instance's own `health_check_interval`.
+    `signer` signs each status report, stamped with `clock` (wall clock,
+    epoch seconds: the registry checks the stamp against its own).
     """
 
     def __init__(
@@ -108,6 +118,8 @@ class HealthChecker:
         default_interval: float | None = None,
         services: Iterable[str] = (),
         log: FilteringBoundLogger | None = None,
+        signer: RegistrationSigner | None = None,
+        clock: Clock = time.time,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout={timeout!r}: must be a positive number of seconds")
@@ -125,6 +137,8 @@ class HealthChecker:
         self._rescan_interval = rescan_interval
         self._default_interval = default_interval
         self._services: set[str] = set(services)
+        self._signer = signer
+        self._clock = clock
         self._log: FilteringBoundLogger = log or structlog.get_logger("meshgate.health")
         self._targets: dict[InstanceKey, _Target] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -169,6 +183,7 @@ class HealthChecker:
                         timeout=self._timeout,
                         unhealthy_threshold=self._unhealthy_threshold,
                         healthy_threshold=self._healthy_threshold,
+                        signs_reports=self._signer is not None,
                     )
                     await self._rescan()
                     task_status.started()
@@ -328,6 +343,8 @@ class HealthChecker:
         report = StatusReport(
             service=instance.name, instance_id=instance.id, status=status, reason=reason
         )
+        if self._signer is not None:
+            report = self._signer.sign(report, now=self._clock())
         try:
             reply = await self._bus.request(
                 self._bus.subjects.registry_status, report, Reply, timeout=_REGISTRY_TIMEOUT

@@ -7,12 +7,16 @@ The CLI builds its sub-parser with `configure` and calls `run`:
 >>> args = parser.parse_args(["--services", "user-service, order-service", "--timeout", "1.5"])
 >>> args.services, args.timeout, args.prefix
 (('user-service', 'order-service'), 1.5, 'mesh')
+
+The NATS options are the shared ones (`meshgate.bus.credentials`): ``--nats``,
+the credential flags and their ``MESHGATE_NATS_*`` variables, ``--prefix``
+and ``--registration-key-file``, whose key signs every status report (a
+registry that holds a key refuses unsigned ones).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 
@@ -20,8 +24,15 @@ import anyio
 import anyio.abc
 import structlog
 
-from meshgate.bus.connection import DEFAULT_URL, Bus
-from meshgate.bus.errors import BusUnavailableError
+from meshgate.bus.connection import Bus
+from meshgate.bus.credentials import (
+    NatsCredentials,
+    add_nats_arguments,
+    credentials_from_args,
+    registration_signer_from_args,
+)
+from meshgate.bus.errors import BusAuthError, BusUnavailableError
+from meshgate.bus.signing import RegistrationSigner
 from registry_node.health_checker import HealthChecker
 
 EXIT_OK = 0
@@ -64,15 +75,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """
     parser.description = (
         "Probe each registered instance's health path and report status changes to the registry."
-    )
-    parser.add_argument(
-        "--nats",
-        metavar="URL",
-        default=os.environ.get("MESHGATE_NATS", DEFAULT_URL),
-        help="NATS server (default: $MESHGATE_NATS or %(default)s)",
-    )
-    parser.add_argument(
-        "--prefix", default="mesh", help="subject prefix of the cluster (default: %(default)s)"
     )
     parser.add_argument(
         "--timeout",
@@ -118,13 +120,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="how often to ask the registry for the instances of known services "
         "(default: %(default)s)",
     )
+    add_nats_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the checker until SIGINT or SIGTERM (exit 0); exit 2 when NATS
-    cannot be reached at start."""
+    """Run the checker until SIGINT or SIGTERM (exit 0); exit 2, with one line
+    on stderr, for bad credentials or registration key file, or when NATS
+    cannot be reached or refuses the credentials at start."""
     try:
-        anyio.run(_serve, args, backend="asyncio")
+        # Read before connecting, so a bad file is reported as itself.
+        credentials = credentials_from_args(args)
+        signer = registration_signer_from_args(args)
+    except ValueError as exc:  # CredentialsError included: it names the option
+        print(f"meshgate health: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    try:
+        anyio.run(_serve, args, credentials, signer, backend="asyncio")
+    except BusAuthError as exc:
+        # Its message names the server and the options to check.
+        print(f"meshgate health: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except BusUnavailableError as exc:
         # BusUnavailableError already names the URL and the cause.
         print(f"meshgate health: {exc} (is nats-server running there?)", file=sys.stderr)
@@ -135,8 +150,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    async with await Bus.connect(args.nats, prefix=args.prefix, name="health-checker") as bus:
+async def _serve(
+    args: argparse.Namespace,
+    credentials: NatsCredentials,
+    signer: RegistrationSigner | None,
+) -> None:
+    async with await Bus.connect(
+        args.nats, prefix=args.prefix, name="health-checker", credentials=credentials
+    ) as bus:
         checker = HealthChecker(
             bus,
             timeout=args.timeout,
@@ -145,6 +166,7 @@ async def _serve(args: argparse.Namespace) -> None:
             rescan_interval=args.rescan_interval,
             default_interval=args.interval,
             services=args.services,
+            signer=signer,
         )
         async with anyio.create_task_group() as tg:
             # Handlers first: a signal that comes while the checker starts

@@ -14,8 +14,10 @@ import anyio
 import anyio.abc
 import structlog
 
-from meshgate.bus.connection import Bus
+from meshgate.bus.connection import Bus, redact_servers
+from meshgate.bus.credentials import NatsCredentials
 from meshgate.bus.errors import BusUnavailableError
+from meshgate.bus.signing import RegistrationSigner
 from registry_node.backend_spec import build_backend, parse_backend_spec
 from registry_node.service import RegistryService, default_node_id
 
@@ -32,12 +34,16 @@ async def run_registry(
     sweep_interval: float = 1.0,
     node_id: str | None = None,
     connect_timeout: float = 10.0,
+    credentials: NatsCredentials | None = None,
+    signer: RegistrationSigner | None = None,
 ) -> None:
     """Run a registry node until SIGTERM/SIGINT (or until cancelled).
 
-    Raises ValueError for a bad `backend_spec` (before connecting), and
+    Raises ValueError for a bad `backend_spec` (before connecting),
     `BusUnavailableError` when NATS does not answer within `connect_timeout`
-    seconds (it is waited for meanwhile, so a node may start before NATS).
+    seconds (it is waited for meanwhile, so a node may start before NATS),
+    and `BusAuthError` at once when NATS refuses `credentials`. With a
+    `signer`, requests that change the registry must be signed with its key.
 
     >>> async def main() -> None:
     ...     await run_registry("nats://127.0.0.1:4222", "nats-kv", sweep_interval=2.0)
@@ -46,10 +52,16 @@ async def run_registry(
     node_id = node_id or default_node_id()
     with anyio.move_on_after(connect_timeout) as connecting:
         bus = await Bus.connect(
-            nats_url, prefix=prefix, name=f"registry-{node_id}", wait_for_server=True
+            nats_url,
+            prefix=prefix,
+            name=f"registry-{node_id}",
+            wait_for_server=True,
+            credentials=credentials,
         )
     if connecting.cancelled_caught:
-        raise BusUnavailableError(f"cannot connect to {nats_url} within {connect_timeout:g}s")
+        raise BusUnavailableError(
+            f"cannot connect to {redact_servers([nats_url])} within {connect_timeout:g}s"
+        )
     async with bus:
         backend = build_backend(spec, bus, prefix=prefix, node_id=node_id)
         service = RegistryService(
@@ -59,6 +71,7 @@ async def run_registry(
             max_ttl=max_ttl,
             sweep_interval=sweep_interval,
             node_id=node_id,
+            signer=signer,
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -70,7 +83,8 @@ async def run_registry(
                     node=node_id,
                     backend=spec.describe(),
                     prefix=prefix,
-                    nats=nats_url,
+                    nats=redact_servers([nats_url]),
+                    signed_requests_only=signer is not None,
                 )
         finally:
             with anyio.CancelScope(shield=True):

@@ -20,9 +20,19 @@ backend does not say how long a renewed lease runs, and its owner knows.
 
 Failures answer ``Reply(ok=False, code=...)``: ``invalid`` (the message
 names the field), ``not_found`` (unknown instance: register again),
-``forbidden`` (read-only backend such as Kubernetes), ``unavailable`` (the
-backend failed; the node keeps serving). A request that does not decode
-gets the bus's own "400" error.
+``forbidden`` (read-only backend such as Kubernetes, or a request that fails
+the signature check below), ``unavailable`` (the backend failed; the node
+keeps serving). A request that does not decode gets the bus's own "400"
+error.
+
+Signed requests. Given a `RegistrationSigner` (the registration key), the
+node verifies every register, deregister, heartbeat and status report
+before anything else and refuses, with ``forbidden``, those that are
+unsigned, signed with another key, stale (``signed_at`` further than the
+signer's `max_skew` from this node's clock) or replayed. A refused request
+changes nothing and broadcasts nothing; it is logged as
+``registry.request_refused`` with its `reason`. Queries stay open: reading
+the registry hands nobody traffic.
 
 Conventions beyond the message types: a register `ttl` of 0 means the
 node's `default_ttl`; a query whose `service` is empty asks about every
@@ -56,6 +66,7 @@ from meshgate.bus.messages import (
     StatusReport,
 )
 from meshgate.bus.protocol import MessageBus, Subscription
+from meshgate.bus.signing import RegistrationSigner, SignatureError
 from meshgate.discovery.backends.protocol import RegistryBackend
 from meshgate.resilience.clock import Clock
 from meshgate.resilience.validation import positive_number
@@ -79,7 +90,9 @@ class RegistryService:
     `default_ttl` is the lease of a register request that asks for 0;
     `max_ttl` the longest lease granted (longer ones are refused);
     `sweep_interval` how often, in seconds, leases are checked for expiry.
-    `clock` stamps events (wall clock: the time means the same on every node).
+    `clock` stamps events (wall clock: the time means the same on every node)
+    and, with a `signer`, is what a request's ``signed_at`` is checked against.
+    `signer` makes the node refuse requests that are not signed with its key.
 
     >>> from meshgate.bus import InProcessBus
     >>> from meshgate.discovery.backends import MemoryRegistryBackend
@@ -101,6 +114,7 @@ class RegistryService:
         sweep_interval: float = 1.0,
         node_id: str | None = None,
         clock: Clock = time.time,
+        signer: RegistrationSigner | None = None,
     ) -> None:
         self._bus = bus
         self._backend = backend
@@ -113,11 +127,17 @@ class RegistryService:
         self._sweep_interval = positive_number("sweep_interval", sweep_interval)
         self._node_id = node_id or default_node_id()
         self._clock = clock
+        self._signer = signer
         self._log = log.bind(node=self._node_id)
 
     @property
     def node_id(self) -> str:
         return self._node_id
+
+    @property
+    def requires_signatures(self) -> bool:
+        """Whether requests that change the registry must be signed."""
+        return self._signer is not None
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -151,6 +171,9 @@ class RegistryService:
 
     async def register(self, request: RegisterRequest) -> Reply:
         instance = request.instance
+        refusal = self._refusal("register", request, instance.name, instance.id)
+        if refusal is not None:
+            return refusal
         problem = instance_problem(instance) or lease_problem(
             request.ttl, default_ttl=self._default_ttl, max_ttl=self._max_ttl
         )
@@ -174,6 +197,9 @@ class RegistryService:
         )
 
     async def deregister(self, request: DeregisterRequest) -> Reply:
+        refusal = self._refusal("deregister", request, request.service, request.instance_id)
+        if refusal is not None:
+            return refusal
         problem = _names_problem(request.service, request.instance_id)
         if problem is not None:
             return _invalid(problem)
@@ -188,6 +214,9 @@ class RegistryService:
         return Reply(ok=True, instance=removed)
 
     async def heartbeat(self, request: HeartbeatRequest) -> Reply:
+        refusal = self._refusal("heartbeat", request, request.service, request.instance_id)
+        if refusal is not None:
+            return refusal
         problem = _names_problem(request.service, request.instance_id)
         if problem is not None:
             return _invalid(problem)
@@ -202,6 +231,9 @@ class RegistryService:
 
     async def report_status(self, request: StatusReport) -> Reply:
         """Record a health checker's verdict; broadcast it only if it changed."""
+        refusal = self._refusal("status", request, request.service, request.instance_id)
+        if refusal is not None:
+            return refusal
         problem = _names_problem(request.service, request.instance_id)
         if problem is not None:
             return _invalid(problem)
@@ -269,6 +301,37 @@ class RegistryService:
         return expired
 
     # --- helpers ---------------------------------------------------------------
+
+    def _refusal(
+        self,
+        action: str,
+        request: RegisterRequest | DeregisterRequest | HeartbeatRequest | StatusReport,
+        service: str,
+        instance_id: str,
+    ) -> Reply | None:
+        """None when `request` may proceed; the ``forbidden`` reply otherwise."""
+        if self._signer is None:
+            return None
+        try:
+            self._signer.verify(request, now=float(self._clock()))
+        except SignatureError as exc:
+            # `service` and `instance_id` are the sender's claims, unchecked:
+            # logged so an operator sees who was impersonated.
+            self._log.warning(
+                "registry.request_refused",
+                action=action,
+                reason=exc.reason,
+                detail=exc.detail,
+                service=service,
+                instance=instance_id,
+            )
+            hint = (
+                " (this registry requires requests signed with the registration key)"
+                if exc.reason == "unsigned"
+                else ""
+            )
+            return Reply(ok=False, code="forbidden", error=f"{action} refused: {exc}{hint}")
+        return None
 
     async def _find(self, service: str, instance_id: str) -> ServiceInstance | None:
         for instance in await self._backend.get_instances(service):

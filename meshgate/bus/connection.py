@@ -88,10 +88,11 @@ def _address(url: ParseResult | None) -> str | None:
     return None if url is None else url.netloc.rpartition("@")[2]
 
 
-def _redacted(servers: Sequence[str]) -> str:
-    """`servers` for an error message, passwords in URLs blanked out.
+def redact_servers(servers: Sequence[str]) -> str:
+    """`servers` for an error message or a log, passwords and tokens in
+    URLs blanked out.
 
-    >>> _redacted(["nats://gw:s3cret@10.0.0.1:4222", "nats://10.0.0.2:4222"])
+    >>> redact_servers(["nats://gw:s3cret@10.0.0.1:4222", "nats://10.0.0.2:4222"])
     'nats://gw:***@10.0.0.1:4222, nats://10.0.0.2:4222'
     """
     shown = []
@@ -113,7 +114,7 @@ _REFUSALS = ("authorization violation", "authentication expired", "authenticatio
 def _refusal(exc: Exception, servers: Sequence[str]) -> BusAuthError | None:
     """A `BusAuthError` when `exc` means the server will never let us in with
     these settings (as opposed to "not up yet"), else None."""
-    where = _redacted(servers)
+    where = redact_servers(servers)
     if isinstance(exc, nats.errors.AuthorizationError) or (
         isinstance(exc, nats.errors.Error) and any(r in str(exc).lower() for r in _REFUSALS)
     ):
@@ -264,7 +265,8 @@ class Bus:
             await client.close()  # the socket nats-py had open when it was refused
             raise
         except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
-            raise BusUnavailableError(f"cannot connect to {_redacted(servers)}: {exc!r}") from exc
+            shown = redact_servers(servers)
+            raise BusUnavailableError(f"cannot connect to {shown}: {exc!r}") from exc
         connecting = False
         client.options["max_reconnect_attempts"] = max_reconnect_attempts
         where = client.connected_url

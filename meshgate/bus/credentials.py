@@ -33,6 +33,7 @@ from typing import Any
 
 from meshgate.bus.connection import DEFAULT_URL
 from meshgate.bus.errors import CredentialsError
+from meshgate.bus.signing import RegistrationSigner, load_registration_key
 
 URL_ENV = "MESHGATE_NATS"
 REGISTRATION_KEY_FILE_ENV = "MESHGATE_REGISTRATION_KEY_FILE"
@@ -331,3 +332,28 @@ def registration_key_file_from_args(
     env = os.environ if environ is None else environ
     value = env.get(REGISTRATION_KEY_FILE_ENV)
     return Path(value).expanduser() if value else None
+
+
+def registration_signer_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> RegistrationSigner | None:
+    """A signer holding the key that ``--registration-key-file`` (or
+    ``MESHGATE_REGISTRATION_KEY_FILE``) names; None when neither is set.
+
+    Raises ValueError, naming the file, when it cannot be read or its key is
+    too short, so a process fails at start rather than at its first request.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_nats_arguments(parser)
+    >>> registration_signer_from_args(parser.parse_args([]), environ={}) is None
+    True
+    >>> registration_signer_from_args(
+    ...     parser.parse_args(["--registration-key-file", "/nowhere/mesh.key"]))
+    Traceback (most recent call last):
+    ...
+    ValueError: registration key file /nowhere/mesh.key: cannot read it (FileNotFoundError)
+    """
+    path = registration_key_file_from_args(args, environ)
+    if path is None:
+        return None
+    return RegistrationSigner(load_registration_key(path))

@@ -154,7 +154,11 @@ class RegistrationSigner:
         self._seen[signature] = now + 2 * self._max_skew
 
     def _digest(self, unsigned: msgspec.Struct) -> str:
-        payload = type(unsigned).__name__.encode() + b"\n" + _encoder.encode(unsigned)
+        # Digest the message as the receiver will decode it: a sender's
+        # `ttl=60` (an int in a float field) encodes as `60` but arrives as
+        # 60.0, which re-encodes as `60.0`, and the signature would not match.
+        typed = msgspec.json.decode(_encoder.encode(unsigned), type=type(unsigned))
+        payload = type(unsigned).__name__.encode() + b"\n" + _encoder.encode(typed)
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
     def _forget_expired(self, now: float) -> None:

@@ -18,6 +18,17 @@ The lease rules it follows:
 - Leaving (`deregister`, the end of ``async with``, the end of `run`, or a
   signal with `deregister_on_signal`) removes the instance at once, so
   clients stop picking it before its lease would have run out.
+
+Signed registrations are the backend's business: when the registry nodes
+hold a registration key, hand in a `RegistryClient` that holds it too, and
+every register, heartbeat, status report and deregister goes out signed::
+
+    signer = RegistrationSigner(load_registration_key(key_file))
+    registry = ServiceRegistry(config, RegistryClient(bus, signer=signer))
+
+A registry that refuses the signature answers ``forbidden``: `register` and
+`run` raise `PermissionError` at once (retrying cannot fix a key), while a
+refused heartbeat is logged and retried like any failed one.
 """
 
 from __future__ import annotations

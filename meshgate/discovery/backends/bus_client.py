@@ -15,10 +15,17 @@ Replies map to the `RegistryBackend` contract:
 
 `get_services` asks with an empty service name, which registry nodes read
 as "every service" (see `registry_node.service`).
+
+Given a `RegistrationSigner`, the client signs every register, deregister,
+heartbeat and status report it sends, as registry nodes that hold the
+registration key require; a node that refuses a request (unsigned, signed
+with another key, stale) answers ``forbidden``, which surfaces as
+`PermissionError`. Queries and the event watch are never signed.
 """
 
 from __future__ import annotations
 
+import time
 from typing import NoReturn
 
 from meshgate.bus.errors import BusError
@@ -34,8 +41,10 @@ from meshgate.bus.messages import (
     StatusReport,
 )
 from meshgate.bus.protocol import MessageBus, Subscription
+from meshgate.bus.signing import RegistrationSigner
 from meshgate.discovery.backends.protocol import RegistryEventHandler
 from meshgate.discovery.errors import RegistryUnavailableError as _DiscoveryUnavailable
+from meshgate.resilience.clock import Clock
 from meshgate.resilience.validation import positive_number
 
 ALL_SERVICES = ""
@@ -56,6 +65,9 @@ class RegistryClient:
     """The `RegistryBackend` (and `WatchableBackend`) served by registry
     nodes over `bus`; `timeout` bounds each request, in seconds.
 
+    `signer` signs the requests that change the registry (see the module
+    docstring); `clock` is the wall clock it stamps them with (the registry
+    compares the stamp with its own clock, so it must be epoch seconds).
     `bus` stays the caller's: `aclose` does not close it.
 
     >>> from meshgate.bus import InProcessBus
@@ -65,11 +77,30 @@ class RegistryClient:
     ...         inst = ServiceInstance(id="user-1", name="user-service",
     ...                                host="10.0.0.5", port=3001)
     ...         await registry.register(inst, ttl=15)  # needs a registry node on `bus`
+
+    With a registration key (the same file the registry node reads)::
+
+        signer = RegistrationSigner(load_registration_key("/etc/meshgate/registration.key"))
+        registry = RegistryClient(bus, signer=signer)
     """
 
-    def __init__(self, bus: MessageBus, *, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        bus: MessageBus,
+        *,
+        timeout: float = 2.0,
+        signer: RegistrationSigner | None = None,
+        clock: Clock = time.time,
+    ) -> None:
         self._bus = bus
         self._timeout = positive_number("timeout", timeout)
+        self._signer = signer
+        self._clock = clock
+
+    @property
+    def signs_requests(self) -> bool:
+        """Whether register, deregister, heartbeat and status are signed."""
+        return self._signer is not None
 
     async def register(self, instance: ServiceInstance, *, ttl: float) -> ServiceInstance:
         reply = await self._ask(
@@ -178,6 +209,9 @@ class RegistryClient:
         *,
         service: str,
     ) -> Reply:
+        if self._signer is not None:
+            # Signed at the last moment, so the stamp's age is the time in flight.
+            request = self._signer.sign(request, now=self._clock())
         try:
             return await self._bus.request(subject, request, Reply, timeout=self._timeout)
         except BusError as exc:

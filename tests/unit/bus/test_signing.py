@@ -55,6 +55,18 @@ def test_a_signed_message_verifies_after_crossing_the_wire(
     assert signed == msgspec.structs.replace(message, signed_at=NOW, signature=signed.signature)
 
 
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+def test_whole_numbers_in_float_fields_still_verify_after_crossing_the_wire(codec: Codec) -> None:
+    # ttl=60 leaves as `60` and arrives as 60.0; the signature must not care.
+    loose = RegisterRequest(
+        instance=msgspec.structs.replace(INSTANCE, health_check_interval=10, registered_at=5),
+        ttl=60,  # an int, as callers write it
+    )
+    signed = RegistrationSigner(KEY).sign(loose, NOW)
+
+    RegistrationSigner(KEY).verify(decode(encode(signed, codec), RegisterRequest), NOW)
+
+
 def test_signing_returns_a_copy_and_leaves_the_message_unsigned() -> None:
     signed = RegistrationSigner(KEY).sign(REGISTER, NOW)
 
