@@ -88,6 +88,24 @@ DEMOS: tuple[Demo, ...] = (
         "HTTP over three loopback instances: round-robin, retry elsewhere, circuit per instance",
         "meshgate.demos.discovery.service_client",
     ),
+    Demo(
+        "config-driven",
+        "gateway",
+        "a gateway from one mapping: header versions, a canary stepped up, breaker and 429",
+        "meshgate.demos.gateway.config_driven",
+    ),
+    Demo(
+        "decorator-based",
+        "gateway",
+        "a decorated class: versions, a bad canary rolled back, breaker, 429, mirror, retry",
+        "meshgate.demos.gateway.decorator_based",
+    ),
+    Demo(
+        "programmatic",
+        "gateway",
+        "an empty gateway gains routes at runtime: 404, then 200, a route replaced, removed",
+        "meshgate.demos.gateway.programmatic",
+    ),
 )
 
 

@@ -190,11 +190,22 @@ def version_route(
     )
 
 
+_KEEP_DEFAULT: Any = object()
+
+
 def canary(
-    *, stable: Mapping[str, Any], canary: Mapping[str, Any], promotion: Any = None
+    *,
+    stable: Mapping[str, Any],
+    canary: Mapping[str, Any],
+    promotion: Any = None,
+    sticky: str | None = _KEEP_DEFAULT,
 ) -> Callable[[F], F]:
-    """A rollout from `stable` to `canary`; see `CanaryConfig`."""
-    return _record("canary", _given(stable=stable, canary=canary, promotion=promotion))
+    """A rollout from `stable` to `canary`; see `CanaryConfig`. `sticky=None`
+    draws each request afresh instead of keeping a client on one side."""
+    options = _given(stable=stable, canary=canary, promotion=promotion)
+    if sticky is not _KEEP_DEFAULT:
+        options["sticky"] = sticky  # None is a choice here, not "not given"
+    return _record("canary", options)
 
 
 def traffic_policy(

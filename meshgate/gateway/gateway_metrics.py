@@ -105,9 +105,24 @@ class GatewayMetrics:
         self._clock = clock
         self._routes: dict[str, _RouteMetrics] = {}
 
-    def record(self, route: str, version: str, status: int, ok: bool, latency_ms: float) -> None:
+    def record(
+        self,
+        route: str,
+        version: str,
+        status: int,
+        ok: bool,
+        latency_ms: float,
+        *,
+        reached_upstream: bool = True,
+    ) -> None:
         """One answered request: `ok` is False when it counts as a failure
-        (5xx from upstream, or the gateway's own 502/503/504)."""
+        (any 5xx, the gateway's own 502/503/504 included, so that a route
+        whose circuit is open does not look healthy).
+
+        Only requests that `reached_upstream` go into the interval batches
+        that the canary controller judges versions by: a version must not be
+        blamed for the gateway's refusals (an open circuit, a full bulkhead).
+        """
         metrics = self._routes.get(route)
         if metrics is None:
             metrics = self._routes[route] = _RouteMetrics(self.window, self._clock)
@@ -120,8 +135,10 @@ class GatewayMetrics:
         else:
             metrics.total.record_failure(latency_ms)
             per_version.window.record_failure(latency_ms)
-            per_version.interval.errors += 1
-        per_version.interval.histogram.record(latency_ms)
+        if reached_upstream:
+            per_version.interval.histogram.record(latency_ms)
+            if not ok:
+                per_version.interval.errors += 1
 
     def get_snapshot(self) -> GatewayMetricsSnapshot:
         routes = {

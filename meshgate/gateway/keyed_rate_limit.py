@@ -9,7 +9,8 @@ costs bounded memory; an evicted key comes back with a full allowance, which
 errs on the side of letting a rare client through.
 
 `scale` is this replica's share of a cluster-wide limit (1.0 alone): the
-cluster layer sets it from the live replicas and their observed demand.
+cluster layer sets it from the live replicas and their observed demand,
+which it reads from `checked` (requests checked since start, admitted or not).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class KeyedRateLimit:
     30.0
     """
 
-    __slots__ = ("_limiters", "_max", "_window", "max_keys", "scale", "strategy")
+    __slots__ = ("_limiters", "_max", "_window", "checked", "max_keys", "scale", "strategy")
 
     def __init__(
         self, strategy: Strategy, max: int, window: float, *, max_keys: int = 100_000
@@ -65,6 +66,7 @@ class KeyedRateLimit:
         self._window = positive_number("window", window)
         self.max_keys = positive_int("max_keys", max_keys)
         self.scale = 1.0
+        self.checked = 0
         self._limiters: OrderedDict[str, TokenBucket | SlidingWindowLimiter] = OrderedDict()
 
     @property
@@ -82,6 +84,7 @@ class KeyedRateLimit:
 
     def check(self, key: str, now: float) -> RateDecision:
         """Take a permit for `key` at `now` if there is one."""
+        self.checked += 1
         limiter = self._limiters.get(key)
         if limiter is None:
             limiter = self._new_limiter(now)

@@ -15,9 +15,12 @@ refusal into its HTTP answer:
 | upstream silent past the timeout | 504 |
 | upstream unreachable or broken | 502 |
 
-What counts as a failure (for the breaker, metrics and canary): an upstream
-5xx, or the gateway's own 502/504. A 503 that the gateway gives without
-calling the upstream counts nowhere: the breaker must not keep itself open.
+What counts as a failure: for the breaker, the outlier detector and the
+canary, an upstream 5xx or the gateway's own 502/504 after calling it; a 503
+that the gateway gives without calling the upstream counts for none of them
+(the breaker must not keep itself open, a version must not be blamed for an
+open circuit). For the route's metrics every 5xx is a failure, refusals
+included, so a route that turns every client away does not look healthy.
 """
 
 from __future__ import annotations
@@ -472,9 +475,16 @@ class ProxyEngine:
         if outcome.status == 0:
             return  # cancelled, or the client went away before an answer
         latency_ms = (self._clock() - start) * 1000.0
-        ok = (outcome.ok and outcome.status < 500) or not outcome.called
+        ok = outcome.ok and outcome.status < 500
         if self._metrics is not None:
-            self._metrics.record(runtime.name, outcome.version, outcome.status, ok, latency_ms)
+            self._metrics.record(
+                runtime.name,
+                outcome.version,
+                outcome.status,
+                ok,
+                latency_ms,
+                reached_upstream=outcome.called,
+            )
         canary = runtime.canary
         if canary is not None and outcome.called:
             target = runtime.view_for(outcome.version).canary_target

@@ -404,3 +404,25 @@ async def test_access_log_lines_go_to_their_own_file(backends: Any, tmp_path: An
         ("/status/503", 503, "all"),
     ]
     assert entries[0]["request_id"] == "req-1"
+
+
+async def test_an_open_circuit_shows_as_failures_in_the_routes_metrics(backends: Any) -> None:
+    backend = await start_backend(backends)
+    gateway = GatewayServer.from_config(
+        {
+            "routes": [
+                {
+                    "name": "pay",
+                    "path": "/**",
+                    "upstreams": [_upstream(backend)],
+                    "rewrite": "/status/500",
+                    "circuit_breaker": {"failure_threshold": 1, "reset_timeout": "30s"},
+                }
+            ]
+        }
+    )
+    async with started_gateway(gateway) as client:
+        statuses = [(await client.get("/x")).status_code for _ in range(5)]
+    assert statuses == [500, 503, 503, 503, 503]
+    snapshot = gateway.get_metrics().get_snapshot().routes["pay"].total
+    assert (snapshot.total_calls, snapshot.failure_calls) == (5, 5)

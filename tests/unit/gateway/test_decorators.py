@@ -355,3 +355,16 @@ def test_decorators_decorate_functions_and_classes_only() -> None:
         route("/a")("not a function")  # type: ignore[type-var]
     with pytest.raises(TypeError, match="decorates a class"):
         gateway()(lambda: None)  # type: ignore[type-var]
+
+
+def test_the_canary_decorator_can_turn_sticky_assignment_off() -> None:
+    @gateway()
+    class Rollout:
+        @route(path="/api/orders/**")
+        @service_route(service_name="order-service")
+        @canary(stable={"version": "1.0.0"}, canary={"version": "2.0.0"}, sticky=None)
+        def orders(self) -> None: ...
+
+    (orders,) = gateway_config_from_class(Rollout).routes
+    assert orders.canary is not None
+    assert orders.canary.sticky is None

@@ -48,3 +48,12 @@ def test_status_counts_only_grow() -> None:
     clock.advance(5.0)
     metrics.record("users", "v1", 404, True, 1.0)
     assert sorted(metrics.status_counts()) == [("users", 200, 2), ("users", 404, 1)]
+
+
+def test_refusals_count_as_failures_but_stay_out_of_the_canary_batches() -> None:
+    metrics = GatewayMetrics(clock=ManualClock())
+    metrics.record("pay", "2.0.0", 200, True, 10.0)
+    metrics.record("pay", "2.0.0", 503, False, 0.1, reached_upstream=False)
+    assert metrics.get_snapshot().routes["pay"].total.failure_rate == 50.0
+    batch = metrics.take_interval("pay")["2.0.0"]
+    assert (batch.requests, batch.errors) == (1, 0)
