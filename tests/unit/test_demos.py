@@ -81,7 +81,7 @@ KEY_WORDS: dict[str, tuple[str, ...]] = {
         "429  gateway: rate_limited   Retry-After: ",
         "RateLimit-Limit: 10, RateLimit-Remaining: 0",
         "aggregated: ",
-        "27.3%",
+        "36.4%",
     ),
     "decorator-based": (
         "routes user_routes, order_routes, payment_routes, product_routes",
