@@ -106,6 +106,30 @@ DEMOS: tuple[Demo, ...] = (
         "an empty gateway gains routes at runtime: 404, then 200, a route replaced, removed",
         "meshgate.demos.gateway.programmatic",
     ),
+    Demo(
+        "canary-deployment",
+        "scenarios",
+        "2.0.0 stepped 10 → 100% and promoted; then 2.1.0 turns bad and is rolled back",
+        "meshgate.demos.scenarios.canary_deployment",
+    ),
+    Demo(
+        "version-routing",
+        "scenarios",
+        "header, URI, query and weighted versions side by side; 400 for unknown ones",
+        "meshgate.demos.scenarios.version_routing",
+    ),
+    Demo(
+        "traffic-management",
+        "scenarios",
+        "mirroring, rate limits by IP and key, retries with a budget, timeouts, bulkhead, ejection",
+        "meshgate.demos.scenarios.traffic_management",
+    ),
+    Demo(
+        "full-stack",
+        "scenarios",
+        "registry, decorated gateway, canary promoted, alerts, a guarded client, metrics",
+        "meshgate.demos.scenarios.full_stack",
+    ),
 )
 
 

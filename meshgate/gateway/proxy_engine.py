@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 
+from meshgate.bus.instance import ServiceInstance
 from meshgate.gateway.access_log import AccessEntry, AccessLog
 from meshgate.gateway.cors import CorsPolicy
 from meshgate.gateway.gateway_metrics import UNVERSIONED, GatewayMetrics
@@ -130,7 +131,10 @@ class ProxyEngine:
                     await self._preflight(responder, allowed, origin, asked)
                     return
             cors_headers = cors.response_headers(origin)
-        match = self.routes.match(request.method, request.path, headers.get("host"))
+        host = headers.get_bytes(b"host")
+        match = self.routes.match(
+            request.method, request.path, None if host is None else host.decode("latin-1")
+        )
         if match is None:
             await responder.send_error(
                 404, "not_found", f"no route for {request.path}", headers=cors_headers
@@ -183,9 +187,9 @@ class ProxyEngine:
             )
             decision = limit.limit.check(key, start)
             rate_headers = [
-                (b"RateLimit-Limit", str(decision.limit).encode()),
-                (b"RateLimit-Remaining", str(decision.remaining).encode()),
-                (b"RateLimit-Reset", str(math.ceil(decision.reset_after)).encode()),
+                (b"RateLimit-Limit", b"%d" % decision.limit),
+                (b"RateLimit-Remaining", b"%d" % decision.remaining),
+                (b"RateLimit-Reset", b"%d" % math.ceil(decision.reset_after)),
             ]
             if not decision.admitted:
                 outcome.status = 429
@@ -307,9 +311,13 @@ class ProxyEngine:
         per_try = policies.per_try_timeout
         target = upstream_path(runtime.config, match, path, request.query).encode("latin-1")
 
-        too_large, body, content_length, replayable = await self._body(
-            request, retry.max_attempts, runtime
-        )
+        if request.body is EMPTY_BODY:
+            # most requests: no body, and no coroutine to find that out
+            too_large, body, content_length, replayable = False, None, request.content_length, True
+        else:
+            too_large, body, content_length, replayable = await self._body(
+                request, retry.max_attempts, runtime
+            )
         if too_large:
             outcome.status = 413
             await responder.send_error(
@@ -322,7 +330,7 @@ class ProxyEngine:
         # Built once for every attempt; only a request without Host (HTTP/1.0)
         # needs each instance's address in it.
         headers: list[tuple[bytes, bytes]] | None = None
-        has_host = request.headers.get("host") is not None
+        has_host = request.headers.get_bytes(b"host") is not None
         mirror = runtime.mirror
         if mirror is not None and mirror.is_sampled(runtime.random.random()):
             mirror_body = body if isinstance(body, bytes) else (b"" if body is None else None)
@@ -337,11 +345,15 @@ class ProxyEngine:
             now = self._clock()
             candidates = await runtime.candidates(view, now)
             population = len(candidates)
-            if tried and population > 1:
-                fresh = tuple(i for i in candidates if i.id not in tried)
-                if fresh:
-                    candidates = fresh
-            instance = runtime.balancer.pick(candidates, client_ip=request.client_host)
+            instance: ServiceInstance | None
+            if tried:
+                # A retry draws among the instances not tried yet, beside the
+                # balancer: through it, a round-robin cursor would land the
+                # next request's first try on the failing instance again.
+                fresh = [i for i in candidates if i.id not in tried] or list(candidates)
+                instance = runtime.random.choice(fresh) if fresh else None
+            else:
+                instance = runtime.balancer.pick(candidates, client_ip=request.client_host)
             if instance is None:
                 if last_error is not None:
                     break

@@ -52,6 +52,7 @@ from meshgate.gateway.route_runtime import RouteRuntime, RuntimeContext, build_r
 from meshgate.gateway.upstream_mirror_call import send_mirror_request
 from meshgate.resilience.breaker_core import CircuitState
 from meshgate.resilience.clock import Clock, monotonic
+from meshgate.resilience.validation import positive_number
 
 log = structlog.get_logger("meshgate.gateway")
 
@@ -100,6 +101,7 @@ class GatewayServer:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._circuit_hooks: list[CircuitHook] = []
         self._canaries_running = False
+        self._canary_interval = 1.0
         self._context = RuntimeContext(
             discovery=self.discovery,
             send_mirror=lambda *args: send_mirror_request(self._pools, *args),
@@ -232,21 +234,32 @@ class GatewayServer:
 
     # -- canaries ----------------------------------------------------------------
 
-    def start_canaries(self) -> None:
+    def start_canaries(self, *, interval: float = 1.0) -> None:
         """Evaluate every canary route in this process (embedded mode, when no
         canary controller runs): steps, promotion and rollback follow the
-        metrics this gateway sees. Takes effect when `serve` runs."""
+        metrics this gateway sees. Takes effect when `serve` runs, or at once
+        if it already does.
+
+        `interval` is the seconds between evaluations; a rollout still steps
+        no faster than its `step_interval`, so a short one only makes the
+        steps land closer to when they fall due (and rollbacks sooner).
+        """
+        self._canary_interval = positive_number("interval", interval)
+        if self._canaries_running:
+            return  # the running loop reads the new interval on its next turn
         self._canaries_running = True
+        if self._task_group is not None:
+            self._task_group.start_soon(self._evaluate_canaries)
 
     def canaries(self) -> dict[str, CanaryEngine]:
         return {r.name: r.canary for r in self.runtimes() if r.canary is not None}
 
-    async def _evaluate_canaries(self, interval: float) -> None:
+    async def _evaluate_canaries(self) -> None:
         while True:
             for engine in self.canaries().values():
                 if engine.state == "active":
                     engine.evaluate()
-            await anyio.sleep(interval)
+            await anyio.sleep(self._canary_interval)
 
     # -- serving -----------------------------------------------------------------
 
@@ -284,13 +297,15 @@ class GatewayServer:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._events.attach(tg)
+                # Before the first await, so that a `start_canaries()` made
+                # while the server starts cannot start a second loop.
+                if self._canaries_running:
+                    tg.start_soon(self._evaluate_canaries)
                 await http.start(host, port)
                 self._http = http
                 if admin is not None:
                     await admin.start(admin_host, admin_port)
                     self._admin_http = admin
-                if self._canaries_running:
-                    tg.start_soon(self._evaluate_canaries, 1.0)
                 log.info("gateway.serving", addresses=http.bound, routes=len(self.engine.routes))
                 task_status.started(http.bound)
                 await anyio.sleep_forever()

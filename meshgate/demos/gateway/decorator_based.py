@@ -30,11 +30,11 @@ import httpx
 
 from meshgate.demos.backends import ServiceFleet
 from meshgate.demos.backends.shop import shop_services
-from meshgate.demos.gateway.caller import Caller, served_by
-from meshgate.demos.gateway.event_log import EventLog
-from meshgate.demos.gateway.metrics_table import print_metrics
-from meshgate.demos.gateway.quiet_logs import warnings_only
-from meshgate.demos.gateway.seeded_routes import seed_routes
+from meshgate.demos.gateway_kit.caller import Caller, served_by
+from meshgate.demos.gateway_kit.event_log import EventLog
+from meshgate.demos.gateway_kit.metrics_table import print_metrics
+from meshgate.demos.gateway_kit.quiet_logs import warnings_only
+from meshgate.demos.gateway_kit.seeded_routes import seed_routes
 from meshgate.discovery import MemoryRegistryBackend
 from meshgate.gateway import (
     GatewayServer,
@@ -201,7 +201,8 @@ async def products(caller: Caller, fleet: ServiceFleet, server: GatewayServer) -
     stats = mirror.stats
     # Copies go out in the background: wait for those still on their way.
     await analytics.wait_for_requests(stats.sent + stats.failed + mirror.in_flight, within=1.0)
-    print(f"  analytics-1 received {analytics.requests} mirrored copies of 6 requests")
+    copies = "copy" if analytics.requests == 1 else "copies"
+    print(f"  analytics-1 received {analytics.requests} mirrored {copies} of 6 requests")
     print(f"  (mirror stats: sent={stats.sent} failed={stats.failed} dropped={stats.dropped_busy})")
 
 

@@ -18,10 +18,10 @@ import httpx
 
 from meshgate.demos.backends import ServiceFleet
 from meshgate.demos.backends.shop import shop_services
-from meshgate.demos.gateway.caller import Caller
-from meshgate.demos.gateway.event_log import EventLog
-from meshgate.demos.gateway.metrics_table import print_metrics
-from meshgate.demos.gateway.quiet_logs import warnings_only
+from meshgate.demos.gateway_kit.caller import Caller
+from meshgate.demos.gateway_kit.event_log import EventLog
+from meshgate.demos.gateway_kit.metrics_table import print_metrics
+from meshgate.demos.gateway_kit.quiet_logs import warnings_only
 from meshgate.discovery import MemoryRegistryBackend
 from meshgate.gateway import GatewayServer
 

@@ -426,3 +426,50 @@ async def test_an_open_circuit_shows_as_failures_in_the_routes_metrics(backends:
     assert statuses == [500, 503, 503, 503, 503]
     snapshot = gateway.get_metrics().get_snapshot().routes["pay"].total
     assert (snapshot.total_calls, snapshot.failure_calls) == (5, 5)
+
+
+async def test_retries_do_not_steer_the_next_first_try_onto_the_failing_instance(
+    backends: Any,
+) -> None:
+    import asyncio
+
+    good = await start_backend(backends)
+    failing_requests = 0
+
+    async def always_503(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal failing_requests
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                failing_requests += 1
+                writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    failing = await asyncio.start_server(always_503, "127.0.0.1", 0)
+    registry = MemoryRegistryBackend()
+    addresses = {"a": good.port, "b": failing.sockets[0].getsockname()[1]}
+    for name, port in addresses.items():
+        await registry.register(
+            ServiceInstance(id=name, name="inv", host="127.0.0.1", port=port), ttl=60
+        )
+    gateway = GatewayServer.from_config(
+        {
+            "routes": [
+                {
+                    "path": "/**",
+                    "service_name": "inv",
+                    "retry": {"max_attempts": 2, "base_delay": 0, "budget_percent": None},
+                }
+            ]
+        },
+        registry,
+    )
+    try:
+        async with started_gateway(gateway) as client:
+            statuses = [(await client.get("/x")).status_code for _ in range(20)]
+    finally:
+        failing.close()
+    assert statuses == [200] * 20
+    # round-robin alternates first tries: b gets its 10, not (nearly) all 20
+    assert failing_requests == 10

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from meshgate.demos.gateway.event_log import EventLog
+from meshgate.demos.gateway_kit.event_log import EventLog
 
 
 def served_by(reply: httpx.Response) -> dict[str, Any] | None:
