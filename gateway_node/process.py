@@ -14,6 +14,8 @@ import anyio
 import anyio.abc
 import structlog
 
+from gateway_node.canary_follower import follow_canary_weights
+from gateway_node.cluster_sync import run_cluster_sync
 from gateway_node.presence import PeerTable, announce_presence, watch_presence
 from gateway_node.publishers import CircuitBroadcaster, publish_metrics
 from meshgate.bus.connection import Bus
@@ -93,12 +95,12 @@ async def run_gateway(
         discovery = DiscoveryClient(registry, **config.discovery.options())
         async with discovery:
             gateway = GatewayServer(config, discovery)
-            circuits = CircuitBroadcaster(bus, replica_id)
-            gateway.add_circuit_hook(circuits.on_transition)
+            circuits = CircuitBroadcaster(bus, replica_id)  # hooked up by run_cluster_sync
             peers = PeerTable(PRESENCE_TTL)
             started_at = time.time()
             async with anyio.create_task_group() as tg:
                 await tg.start(stop_on_signal, tg.cancel_scope, log, "gateway.stopping")
+                await tg.start(run_cluster_sync, bus, gateway, replica_id, peers, circuits)
                 addresses = await tg.start(_serve, gateway)
                 address = "{}:{}".format(*addresses[0])
 
@@ -117,6 +119,7 @@ async def run_gateway(
                 tg.start_soon(publish_metrics, bus, gateway, replica_id)
                 tg.start_soon(watch_presence, bus, peers)
                 tg.start_soon(announce_presence, bus, presence)
+                tg.start_soon(follow_canary_weights, bus, gateway)
                 log.info(
                     "gateway.started",
                     replica=replica_id,

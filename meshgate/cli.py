@@ -45,6 +45,10 @@ _PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("registry_node.command", "run the registry node: leases, queries, events"),
     "health": ("registry_node.health_command", "run the health checker: probe instances"),
     "gateway": ("gateway_node.command", "run a gateway replica: route, guard and proxy requests"),
+    "canary": ("canary_node.command", "run a canary controller: step, promote, roll back"),
+    "rollout": ("canary_node.rollout_command", "promote, roll back, pause or resume a canary"),
+    "service": ("services.command", "run a demo service: register, serve, misbehave on demand"),
+    "events": ("meshgate.events_command", "print the cluster's events; --follow tails them"),
 }
 
 

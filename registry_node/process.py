@@ -17,6 +17,7 @@ import structlog
 from meshgate.bus.connection import Bus, redact_servers
 from meshgate.bus.credentials import NatsCredentials
 from meshgate.bus.errors import BusUnavailableError
+from meshgate.bus.event_stream import ensure_event_stream
 from meshgate.bus.signing import RegistrationSigner
 from registry_node.backend_spec import build_backend, parse_backend_spec
 from registry_node.service import RegistryService, default_node_id
@@ -63,6 +64,9 @@ async def run_registry(
             f"cannot connect to {redact_servers([nats_url])} within {connect_timeout:g}s"
         )
     async with bus:
+        # Registry events are kept for `meshgate events`, whether or not a
+        # gateway has created the stream yet.
+        await ensure_event_stream(bus)
         backend = build_backend(spec, bus, prefix=prefix, node_id=node_id)
         service = RegistryService(
             bus,

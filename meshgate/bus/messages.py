@@ -32,7 +32,12 @@ from meshgate.bus.instance import InstanceStatus, ServiceInstance
 RegistryEventKind = Literal["registered", "deregistered", "expired", "status"]
 CircuitStateName = Literal["closed", "open", "half-open", "forced-open", "disabled"]
 """The values of `meshgate.resilience.CircuitState`, which this package may not import."""
-CanaryEventKind = Literal["step", "promote", "rollback", "pause", "resume"]
+CanaryEventKind = Literal["step", "promote", "rollback", "pause", "resume", "weights"]
+"""What a `CanaryEvent` reports: a decision of the canary leader, or
+(``weights``) no change at all, only the current weights, which the leader
+repeats every few seconds so that a replica that joined late, or missed an
+event, learns them. A receiver older than ``weights`` drops those (logged as
+``bus.message_dropped``) and keeps following the decisions."""
 CanaryState = Literal["active", "paused", "promoted", "rolled-back"]
 ConfigEventKind = Literal["added", "changed", "removed"]
 ControlAction = Literal["pause", "resume", "promote", "rollback"]
@@ -184,9 +189,11 @@ class CircuitEvent(Message, frozen=True, kw_only=True, tag_field="type", tag="ci
 class CanaryEvent(Message, frozen=True, kw_only=True, tag_field="type", tag="canary"):
     """A decision of the canary leader and the weights every gateway now uses.
 
-    Weights are percentages (they sum to 100). `stats` holds what the decision
-    was based on, per target: ``{"canary": {"requests": 120, "error_rate": 0.02,
-    "p95": 41.0}, "stable": {...}}``.
+    Weights are percentages (they sum to 100); `step` is the index in the
+    rollout's `promotion.steps` of the last step reached (-1: none yet).
+    `stats` holds what the decision was based on, per target, as the canary
+    engine counts it (error rate in percent): ``{"canary": {"requests": 120,
+    "errors": 3, "error_rate": 2.5, "p99_ms": 41.0}, "stable": {...}}``.
 
     >>> CanaryEvent(route="/api/orders", kind="step", state="active",
     ...             stable_version="1.0.0", canary_version="1.1.0",
@@ -280,6 +287,59 @@ class Presence(Message, frozen=True, kw_only=True):
     leaving: bool = False
 
 
+class RateDemand(Message, frozen=True, kw_only=True):
+    """How much traffic one replica's share of a route's rate limit met.
+
+    `demand` is the requests the limit checked (admitted or not) in the last
+    `interval` seconds, expressed per `window` of the limit, so that it reads
+    in the limit's own unit: a replica seeing 30 requests a second on a limit
+    of 100 per minute reports 1800.
+
+    >>> RateDemand(route="/api/orders", replica="gw-1", demand=1800.0, window=60.0,
+    ...            interval=0.5, at=1700000000.0).demand
+    1800.0
+    """
+
+    route: str
+    replica: str
+    demand: float
+    window: float
+    interval: float
+    at: float
+
+
+# --- circuit state on request: mesh.control.circuits ------------------------------
+
+
+class CircuitStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One route's breaker as a replica holds it (the fields of its snapshot)."""
+
+    route: str
+    state: CircuitStateName
+    generation: int = 0
+    reopens: int = 0
+    reset_deadline: float | None = None
+
+
+class CircuitStatusRequest(Message, frozen=True, kw_only=True):
+    """A starting replica asks a peer for every circuit's state."""
+
+    replica: str
+
+
+class CircuitStatusReply(Message, frozen=True, kw_only=True):
+    """A peer's circuits, each as its breaker's snapshot.
+
+    >>> CircuitStatusReply(replica="gw-2", circuits=(
+    ...     CircuitStatus(route="payment", state="open", generation=3,
+    ...                   reset_deadline=1700000030.0),)).circuits[0].state
+    'open'
+    """
+
+    replica: str
+    circuits: tuple[CircuitStatus, ...] = ()
+
+
 # --- canary control: request/reply on mesh.control.canary.<route> --------------
 
 
@@ -295,10 +355,23 @@ class ControlRequest(Message, frozen=True, kw_only=True):
 
 
 class ControlReply(Message, frozen=True, kw_only=True):
-    """The leader's answer, with the rollout as it stands after the action."""
+    """The leader's answer, with the rollout as it stands after the action.
+
+    On failure `error` says why for people and `code` for code: ``not_found``
+    (the route has no canary), ``invalid`` (the rollout is finished and
+    cannot take the action), ``unavailable`` (the controller stopped leading
+    meanwhile: ask again). `changed` is False when the rollout already was
+    where the action leads (pausing a paused rollout).
+
+    >>> ControlReply(ok=True, changed=False, state="paused", stable_weight=75.0,
+    ...              canary_weight=25.0, step=1).changed
+    False
+    """
 
     ok: bool
     error: str | None = None
+    code: ReplyCode | None = None
+    changed: bool | None = None
     state: CanaryState | None = None
     stable_weight: float | None = None
     canary_weight: float | None = None

@@ -180,6 +180,16 @@ class Subjects:
     def presence(self) -> str:
         return f"{self.prefix}.gateway.presence"
 
+    def rate_demand(self, route: str) -> str:
+        """Where each replica says how much traffic a route's limit saw on it."""
+        return f"{self.prefix}.ratelimit.{encode_token(route)}"
+
+    # request/reply, answered by any one gateway replica (queue group)
+    @property
+    def circuit_control(self) -> str:
+        """Where a starting replica asks for the circuits' current states."""
+        return f"{self.prefix}.control.circuits"
+
     # request/reply, served by the canary leader
     def canary_control(self, route: str) -> str:
         return f"{self.prefix}.control.canary.{encode_token(route)}"
@@ -206,6 +216,10 @@ class Subjects:
         return f"{self.prefix}.metrics.*"
 
     @property
+    def all_rate_demand(self) -> str:
+        return f"{self.prefix}.ratelimit.*"
+
+    @property
     def all_canary_control(self) -> str:
         return f"{self.prefix}.control.canary.*"
 
@@ -215,6 +229,18 @@ class Subjects:
         for the default prefix."""
         # stream names allow fewer characters than subjects do
         return f"{_NOT_IN_STREAM_NAME.sub('_', self.prefix).upper()}_EVENTS"
+
+    @property
+    def canary_bucket(self) -> str:
+        """JetStream KV bucket of the canary controllers: their leader lease
+        and each rollout's state. ``MESH_CANARY`` for the default prefix."""
+        return f"{_NOT_IN_STREAM_NAME.sub('_', self.prefix).upper()}_CANARY"
+
+    @property
+    def routes_bucket(self) -> str:
+        """JetStream KV bucket of the routes added, changed or removed at
+        runtime: ``MESH_ROUTES`` for the default prefix."""
+        return f"{_NOT_IN_STREAM_NAME.sub('_', self.prefix).upper()}_ROUTES"
 
     def name_in(self, subject: str) -> str:
         """The service or route name carried by the last token of `subject`."""

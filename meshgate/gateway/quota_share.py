@@ -73,8 +73,9 @@ def equal_share(limit: float, replicas: int) -> float:
 
 
 class DemandTable:
-    """The demand each replica last reported per route, and when it was heard
-    (the caller's monotonic `now`); a report older than `ttl` no longer counts.
+    """The demand each replica last reported per route (in one unit, such as
+    requests per second), and when it was heard (the caller's monotonic
+    `now`); a report older than `ttl` no longer counts.
 
     >>> table = DemandTable(ttl=2.0)
     >>> table.heard("orders", "gw-2", 40.0, now=10.0)
@@ -102,6 +103,21 @@ class DemandTable:
             report = reports.get(replica)
             found[replica] = report[0] if report is not None and now - report[1] < self.ttl else 0.0
         return found
+
+    def reporters(self, now: float) -> set[str]:
+        """The replicas heard on any route within `ttl`.
+
+        >>> table = DemandTable(ttl=2.0)
+        >>> table.heard("orders", "gw-2", 0.0, now=10.0)
+        >>> table.reporters(now=11.0), table.reporters(now=12.0)
+        ({'gw-2'}, set())
+        """
+        return {
+            replica
+            for reports in self._reports.values()
+            for replica, (_, heard_at) in reports.items()
+            if now - heard_at < self.ttl
+        }
 
     def forget(self, replicas_alive: Iterable[str]) -> None:
         """Drop the reports of every replica not in `replicas_alive`."""

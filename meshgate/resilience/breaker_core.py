@@ -43,6 +43,11 @@ The rules:
    rank ordering states from the most permissive to the most restrictive; so
    replicas that exchange snapshots converge on the same state, and the more
    cautious one wins a tie. An adopted OPEN rejects until the peer's deadline.
+10. `defer_probe(until)` keeps an OPEN breaker rejecting past `open_until`,
+    up to `until`: in a cluster where one replica probes for all, the others
+    wait for its verdict (which arrives by `adopt`) instead of probing too.
+    `open_until`, and so the snapshot's deadline, stays the shared one; any
+    move clears the hold.
 """
 
 from __future__ import annotations
@@ -315,6 +320,7 @@ class BreakerCore:
         "generation",
         "needs_time",
         "open_until",
+        "probe_hold",
         "rejected",
         "reopens",
         "state",
@@ -359,6 +365,8 @@ class BreakerCore:
         self.needs_time = not self._is_closed_timeless
         self.reopens = 0
         self.open_until = 0.0
+        # Rule 10: no probe before this (monotonic); -inf when nothing holds.
+        self.probe_hold = -math.inf
         self.rejected = 0
         self._probes = 0
         self._probe_successes = 0
@@ -376,7 +384,7 @@ class BreakerCore:
         if state is CLOSED or state is DISABLED:
             return ADMIT
         if state is OPEN:
-            if now < self.open_until:
+            if now < self.open_until or now < self.probe_hold:
                 self.rejected += 1
                 return REJECT
             self._move(HALF_OPEN)
@@ -433,19 +441,20 @@ class BreakerCore:
     def tick(self, now: float) -> CircuitState:
         """The state at `now`, after the transition that time alone makes due
         (OPEN to HALF_OPEN once `open_until` has come)."""
-        if self.state is OPEN and now >= self.open_until:
+        if self.state is OPEN and now >= self.open_until and now >= self.probe_hold:
             self._move(HALF_OPEN)
         return self.state
 
     def retry_after(self, now: float) -> float:
         """Seconds from `now` until a rejected call could be let through.
 
-        OPEN: until `open_until`. HALF_OPEN: 0, since a probe slot frees as
+        OPEN: until `open_until`, or the probe hold if later (rule 10).
+        HALF_OPEN: 0, since a probe slot frees as
         soon as a probe returns. FORCED_OPEN: the open timeout, as a polite
         interval to check back, since only an operator ends it.
         """
         if self.state is OPEN:
-            return max(0.0, self.open_until - now)
+            return max(0.0, self.open_until - now, self.probe_hold - now)
         if self.state is FORCED_OPEN:
             return self.open_timeout(self.reopens)
         return 0.0
@@ -514,6 +523,20 @@ class BreakerCore:
         self._move(remote.state, remote.generation)
         return True
 
+    def defer_probe(self, until: float) -> None:
+        """Let no probe through before `until` (monotonic), even once
+        `open_until` has come, while OPEN (rule 10); a later call may only
+        extend the hold. Nothing happens in another state.
+
+        >>> core = BreakerCore(BreakerConfig(failure_threshold=1, reset_timeout=10.0))
+        >>> core.on_failure(0.0, 0.0, core.epoch)
+        >>> core.defer_probe(12.0)
+        >>> core.allow(11.0), core.retry_after(11.0), core.allow(12.0)
+        (<Decision.REJECT: 'reject'>, 1.0, <Decision.PROBE: 'probe'>)
+        """
+        if self.state is OPEN and until > self.probe_hold:
+            self.probe_hold = until
+
     # -- operators -----------------------------------------------------------
 
     def force_open(self) -> None:
@@ -565,6 +588,7 @@ class BreakerCore:
         self.needs_time = not (to is DISABLED or (to is CLOSED and self._is_closed_timeless))
         self._probes = 0
         self._probe_successes = 0
+        self.probe_hold = -math.inf
         if to is CLOSED:
             self.window.clear()
             self.reopens = 0

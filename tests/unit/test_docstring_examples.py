@@ -8,6 +8,7 @@ import pkgutil
 
 import pytest
 
+import canary_node
 import gateway_node
 import meshgate
 import registry_node
@@ -15,7 +16,7 @@ import registry_node
 
 def _modules() -> list[str]:
     names: list[str] = []
-    for package in (meshgate, gateway_node, registry_node):
+    for package in (meshgate, gateway_node, registry_node, canary_node):
         names.append(package.__name__)
         for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
             if not info.name.endswith("__main__"):
