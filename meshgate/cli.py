@@ -49,6 +49,7 @@ _PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
     "rollout": ("canary_node.rollout_command", "promote, roll back, pause or resume a canary"),
     "service": ("services.command", "run a demo service: register, serve, misbehave on demand"),
     "events": ("meshgate.events_command", "print the cluster's events; --follow tails them"),
+    "status": ("meshgate.cluster_status.command", "show replicas, instances, circuits, canaries"),
 }
 
 

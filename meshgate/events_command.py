@@ -21,6 +21,7 @@ from meshgate.bus.credentials import add_nats_arguments, credentials_from_args
 from meshgate.bus.errors import BusError
 from meshgate.bus.event_lines import event_line
 from meshgate.bus.event_stream import EVENT_KINDS, Since, follow_events
+from meshgate.bus.messages import CanaryEvent
 from meshgate.durations import parse_duration
 from meshgate.logs import configure_logging
 
@@ -74,6 +75,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KINDS",
         help=f"only these kinds, comma-separated: {', '.join(EVENT_KINDS)}",
     )
+    parser.add_argument(
+        "--weights",
+        action="store_true",
+        help="also print the canary controller's periodic weight broadcasts (every 2 s)",
+    )
     add_nats_arguments(parser)
 
 
@@ -95,6 +101,8 @@ async def print_events(args: argparse.Namespace) -> None:
         async for event in follow_events(
             bus, since=_start(args), kinds=args.kind, follow=args.follow
         ):
+            if isinstance(event, CanaryEvent) and event.kind == "weights" and not args.weights:
+                continue  # a heartbeat of the weights, not a change
             print(event_line(event), flush=True)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from meshgate.bus.connection import DEFAULT_URL
 from meshgate.bus.errors import CredentialsError
+from meshgate.bus.local_cluster_file import read_local_cluster
 from meshgate.bus.signing import RegistrationSigner, load_registration_key
 
 URL_ENV = "MESHGATE_NATS"
@@ -224,6 +225,13 @@ def _require_nkeys(name: str) -> None:
         )
 
 
+def default_nats_url() -> str:
+    """$MESHGATE_NATS, else the NATS of a `meshgate up` running on this
+    machine, else the conventional local address."""
+    local = read_local_cluster()
+    return os.environ.get(URL_ENV) or (local.nats_url if local is not None else DEFAULT_URL)
+
+
 def add_nats_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--nats``, the credential flags, ``--prefix`` and
     ``--registration-key-file`` to `parser`, in a group of their own.
@@ -243,8 +251,9 @@ def add_nats_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--nats",
         metavar="URL",
-        default=os.environ.get(URL_ENV) or DEFAULT_URL,
-        help=f"NATS server URL (env {URL_ENV}; default %(default)s)",
+        default=default_nats_url(),
+        help=f"NATS server URL (env {URL_ENV}; default: the running `meshgate up` cluster's, "
+        f"else {DEFAULT_URL})",
     )
     helps = {
         "token": ("TOKEN", "authenticate with a token"),

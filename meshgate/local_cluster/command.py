@@ -22,6 +22,7 @@ import anyio.abc
 
 from meshgate.bus.connection import Bus
 from meshgate.bus.errors import BusError
+from meshgate.bus.local_cluster_file import remove_local_cluster, write_local_cluster
 from meshgate.bus.nats_server import local_nats_server
 from meshgate.local_cluster.plan import ClusterOptions, ProcessSpec, cluster_plan
 from meshgate.local_cluster.supervisor import StartFailedError, Supervisor
@@ -138,6 +139,9 @@ async def run_up(args: argparse.Namespace, log_dir: Path) -> None:
                 for stage in stages(cluster_plan(options)):
                     print("starting " + ", ".join(p.name for p in stage) + " ...")
                     await supervisor.start_stage(stage, bus)
+                if args.nats is None:
+                    write_local_cluster(nats_url, options.prefix)
+                    stack.callback(remove_local_cluster)
                 print(_banner(options, log_dir))
                 tg.start_soon(supervisor.watch)
         finally:

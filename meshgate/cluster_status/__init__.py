@@ -1,0 +1,1 @@
+"""`meshgate status`: the cluster as one table, gathered from the bus."""

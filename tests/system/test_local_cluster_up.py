@@ -1,0 +1,102 @@
+"""`meshgate up` as a user runs it: the whole cluster starts, a request goes
+through a gateway replica to user-service, `meshgate status` (finding the
+cluster's NATS by itself) shows both replicas, and Ctrl-C stops every process
+it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port_pair() -> int:
+    """A port P with P and P+1 both free now."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port >= 65000:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no two free consecutive ports")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_meshgate_up_serves_through_a_replica_and_stops_everything(tmp_path: Path) -> None:
+    gateway_port, admin_port = _free_port_pair(), _free_port_pair()
+    env = {**os.environ, "MESHGATE_STATE_DIR": str(tmp_path / "state")}
+    env.pop("MESHGATE_NATS", None)
+    command = [
+        sys.executable, "-m", "meshgate.cli", "up",
+        "--gateway-port", str(gateway_port), "--admin-port", str(admin_port),
+        "--log-dir", str(tmp_path / "logs"),
+    ]  # fmt: skip
+    up = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    try:
+        assert up.stdout is not None
+        deadline = time.monotonic() + 90
+        for line in up.stdout:
+            output.append(line)
+            if "meshgate is up." in line or time.monotonic() > deadline:
+                break
+        assert any("meshgate is up." in line for line in output), "".join(output)
+        reply = httpx.get(f"http://127.0.0.1:{gateway_port}/api/users/1", timeout=10)
+        assert reply.status_code == 200
+        assert reply.json()["service"] == "user-service"
+        second = httpx.get(
+            f"http://127.0.0.1:{gateway_port + 1}/api/users/1",
+            headers={"X-API-Version": "v2"},
+            timeout=10,
+        )
+        assert second.json()["version"] == "2.0.0"
+        status = subprocess.run(
+            [sys.executable, "-m", "meshgate.cli", "status"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert "gateway replicas (2)" in status.stdout
+        assert "gateway-1" in status.stdout
+        assert "gateway-2" in status.stdout
+        assert "user-service-v2-1" in status.stdout
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            rest, _ = up.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            rest, _ = up.communicate()
+        output.append(rest or "")
+    text = "".join(output)
+    assert up.returncode == 0, text
+    pids = [int(pid) for pid in re.findall(r"pid (\d+)", text)]
+    assert len(pids) >= 12
+    assert [pid for pid in pids if _alive(pid)] == []
+    assert not (tmp_path / "state" / "local-cluster.json").exists()
