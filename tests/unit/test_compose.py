@@ -154,9 +154,9 @@ def parse_meshgate(command: list[str]) -> argparse.Namespace:
         if isinstance(action, argparse._SubParsersAction)
     )
     if command[0] not in subcommands:
-        pytest.skip(
-            f"`meshgate {command[0]}` is not a meshgate command yet (its author is adding "
-            f"it); the commands now are {', '.join(sorted(subcommands))}"
+        pytest.fail(
+            f"`meshgate {command[0]}` is not a meshgate command; "
+            f"the commands are {', '.join(sorted(subcommands))}"
         )
     errors = io.StringIO()
     try:
