@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
+
+from wrk_harness import cpu_seconds, free_port, run_wrk, wait_listening
 
 from meshgate.gateway.http import (
     HttpServer,
@@ -59,23 +57,6 @@ async def _serve_proxy(port: int, backend_port: int) -> None:
     await asyncio.Event().wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def _start(core: int, *args: str, uvloop: bool) -> subprocess.Popen[bytes]:
     # exec, so that the pid is the server's own and /proc shows its CPU time
     command = ["taskset", "-c", str(core), sys.executable, __file__, *args]
@@ -84,62 +65,42 @@ def _start(core: int, *args: str, uvloop: bool) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stderr=subprocess.DEVNULL)
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    # utime and stime, fields 14 and 15 of proc(5), counted after the ")"
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _measure(pid: int, port: int, duration: int, connections: int) -> tuple[float, float]:
     """(wrk req/s, requests per CPU-second of process `pid`)."""
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = cpu_seconds([pid])
     rate = _wrk(port, duration, connections)
-    cpu = _cpu_seconds(pid) - cpu_before
+    cpu = cpu_seconds([pid]) - cpu_before
     return rate, rate * duration / cpu
 
 
 def _wrk(port: int, duration: int, connections: int) -> float:
-    output = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "0",
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration}s",
-            f"http://127.0.0.1:{port}/hello",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if match is None or "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk run was not clean:\n{output}")
-    return float(match.group(1))
+    result = run_wrk(
+        f"http://127.0.0.1:{port}/hello", connections=connections, duration=duration, core=0
+    )
+    if result.errors:
+        raise RuntimeError(f"wrk run was not clean:\n{result.output}")
+    return result.requests_per_second
 
 
 def _run(duration: int, connections: int, uvloop: bool) -> None:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed (apt-get install -y wrk util-linux)")
-    backend_port, proxy_port = _free_port(), _free_port()
+    backend_port, proxy_port = free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
     try:
         # direct: the server under test alone on core 1
         processes.append(_start(1, "backend", str(backend_port), uvloop=uvloop))
-        _wait_listening(backend_port)
+        wait_listening(backend_port)
         _wrk(backend_port, 1, connections)  # warm-up
         direct = _measure(processes[-1].pid, backend_port, duration, connections)
         processes.pop().terminate()
         # proxied: the proxy alone on core 1, its backend beside wrk on core 0
-        backend_port = _free_port()
+        backend_port = free_port()
         processes.append(_start(0, "backend", str(backend_port), uvloop=uvloop))
         processes.append(_start(1, "proxy", str(proxy_port), str(backend_port), uvloop=uvloop))
-        _wait_listening(backend_port)
-        _wait_listening(proxy_port)
+        wait_listening(backend_port)
+        wait_listening(proxy_port)
         _wrk(proxy_port, 1, connections)
         proxied = _measure(processes[-1].pid, proxy_port, duration, connections)
     finally:
