@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,6 +37,7 @@ from meshgate.bus.messages import (
 from meshgate.bus.nats_server import NatsServer
 from meshgate.bus.protocol import MessageBus
 from registry_node.health_checker import HealthChecker
+from tests.polling import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -166,14 +167,6 @@ async def announce(bus: MessageBus, kind: RegistryEventKind, instance: ServiceIn
         bus.subjects.registry_events(instance.name),
         RegistryEvent(kind=kind, instance=instance, at=AT),
     )
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 2.0) -> None:
-    """Wait until `predicate()` holds. Polls, because what the tests wait for
-    (probes arriving, log entries, the watched set) signals no event."""
-    with anyio.fail_after(within):
-        while not predicate():  # noqa: ASYNC110 - nothing to wait on but time
-            await anyio.sleep(0.01)
 
 
 @asynccontextmanager

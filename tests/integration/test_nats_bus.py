@@ -43,6 +43,7 @@ from meshgate.bus.nats_server import (
     parse_version,
 )
 from meshgate.bus.protocol import MessageBus
+from tests.polling import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -87,13 +88,6 @@ def presence(replica: str) -> Presence:
 
 async def ok_reply(request: HeartbeatRequest) -> Reply:
     return Reply(ok=True, error=request.instance_id)
-
-
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
-    with anyio.fail_after(within):
-        # nats-py exposes its connection state only as a property: poll it.
-        while not condition():  # noqa: ASYNC110
-            await anyio.sleep(0.02)
 
 
 # --- the server launcher ---------------------------------------------------------
