@@ -18,18 +18,12 @@ import functools
 import sys
 from collections.abc import Callable
 
-import anyio
-
 from canary_node.process import run_canary_controller
 from meshgate.bus.credentials import add_nats_arguments, credentials_from_args
-from meshgate.bus.errors import BusAuthError, BusUnavailableError
 from meshgate.gateway.config import GatewayConfig
 from meshgate.gateway.config_file import ConfigError, load_gateway_config
 from meshgate.logs import configure_logging
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-"""A bad config file, flag or credentials, or NATS unreachable at start."""
+from meshgate.process_exit import EXIT_USAGE, run_process
 
 
 def _at_least(minimum: float) -> Callable[[str], float]:
@@ -120,17 +114,7 @@ def run(args: argparse.Namespace) -> int:
         credentials=credentials,
         connect_timeout=args.connect_timeout,
     )
-    try:
-        anyio.run(main, backend="asyncio")
-    except (ValueError, BusAuthError) as exc:
-        print(f"meshgate canary: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BusUnavailableError as exc:
-        print(f"meshgate canary: {exc} (is nats-server running there?)", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_OK
-    return EXIT_OK
+    return run_process("canary", main)
 
 
 __all__ = ["configure", "run"]

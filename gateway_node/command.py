@@ -14,12 +14,10 @@ import functools
 import sys
 from typing import Any
 
-import anyio
 import msgspec
 
 from gateway_node.process import run_gateway
 from meshgate.bus.credentials import add_nats_arguments, credentials_from_args
-from meshgate.bus.errors import BusError
 from meshgate.gateway.config import GatewayConfig
 from meshgate.gateway.config_file import (
     ConfigError,
@@ -28,10 +26,7 @@ from meshgate.gateway.config_file import (
 )
 from meshgate.gateway.http.loop import fast_loop_available
 from meshgate.logs import configure_logging
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-"""A bad config file or flag, or NATS unreachable at start: nothing was served."""
+from meshgate.process_exit import EXIT_USAGE, run_process
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -109,14 +104,4 @@ def run(args: argparse.Namespace) -> int:
         replica_id=args.replica_id,
         connect_timeout=args.connect_timeout,
     )
-    try:
-        anyio.run(main, backend="asyncio", backend_options={"use_uvloop": fast_loop_available()})
-    except ValueError as exc:
-        print(f"meshgate gateway: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BusError as exc:
-        print(f"meshgate gateway: {exc} (is nats-server running there?)", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_OK
-    return EXIT_OK
+    return run_process("gateway", main, use_uvloop=fast_loop_available())

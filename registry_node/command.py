@@ -20,20 +20,13 @@ import argparse
 import functools
 import sys
 
-import anyio
-
 from meshgate.bus.credentials import (
     add_nats_arguments,
     credentials_from_args,
     registration_signer_from_args,
 )
-from meshgate.bus.errors import BusAuthError, BusUnavailableError
+from meshgate.process_exit import EXIT_USAGE, run_process
 from registry_node.process import run_registry
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-"""Bad backend spec, credentials or registration key, NATS unreachable or
-refusing us at start: nothing was served."""
 
 
 def _positive_float(text: str) -> float:
@@ -133,19 +126,4 @@ def run(args: argparse.Namespace) -> int:
         credentials=credentials,
         signer=signer,
     )
-    try:
-        anyio.run(main, backend="asyncio")
-    except ValueError as exc:
-        print(f"meshgate registry: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BusAuthError as exc:
-        # Its message names the server and the options to check.
-        print(f"meshgate registry: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BusUnavailableError as exc:
-        print(f"meshgate registry: {exc} (is nats-server running there?)", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        # Ctrl-C before the signal handler is installed (while connecting).
-        return EXIT_OK
-    return EXIT_OK
+    return run_process("registry", main)

@@ -17,6 +17,7 @@ registry that holds a key refuses unsigned ones).
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 
@@ -31,8 +32,8 @@ from meshgate.bus.credentials import (
     credentials_from_args,
     registration_signer_from_args,
 )
-from meshgate.bus.errors import BusAuthError, BusUnavailableError
 from meshgate.bus.signing import RegistrationSigner
+from meshgate.process_exit import run_process
 from registry_node.health_checker import HealthChecker
 
 EXIT_OK = 0
@@ -134,20 +135,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # CredentialsError included: it names the option
         print(f"meshgate health: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    try:
-        anyio.run(_serve, args, credentials, signer, backend="asyncio")
-    except BusAuthError as exc:
-        # Its message names the server and the options to check.
-        print(f"meshgate health: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except BusUnavailableError as exc:
-        # BusUnavailableError already names the URL and the cause.
-        print(f"meshgate health: {exc} (is nats-server running there?)", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except KeyboardInterrupt:
-        # Ctrl-C before the signal handler is installed (while connecting).
-        return EXIT_OK
-    return EXIT_OK
+    return run_process(
+        "health", functools.partial(_serve, args, credentials, signer), usage_errors=()
+    )
 
 
 async def _serve(
