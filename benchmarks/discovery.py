@@ -754,7 +754,7 @@ def main() -> None:
     parser.add_argument(
         "--sweep-interval",
         type=float,
-        default=1.0,
+        default=0.5,
         help="the registry node's --sweep-interval (default: its own default, %(default)s s)",
     )
     # The watcher role: this script started again as a second process.

@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     >>> parser = argparse.ArgumentParser()
     >>> configure(parser)
     >>> parser.parse_args([]).backend, parser.parse_args([]).sweep_interval
-    ('nats-kv', 1.0)
+    ('nats-kv', 0.5)
     """
     parser.description = (
         "Serve service registrations over NATS: validate, keep leases, answer "
@@ -75,7 +75,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sweep-interval",
         type=_positive_float,
-        default=1.0,
+        default=0.5,
         metavar="SECONDS",
         help="how often leases are checked for expiry (default: %(default)s)",
     )

@@ -32,7 +32,7 @@ async def run_registry(
     prefix: str = "mesh",
     default_ttl: float = 30.0,
     max_ttl: float = 3600.0,
-    sweep_interval: float = 1.0,
+    sweep_interval: float = 0.5,
     node_id: str | None = None,
     connect_timeout: float = 10.0,
     credentials: NatsCredentials | None = None,

@@ -111,7 +111,7 @@ class RegistryService:
         *,
         default_ttl: float = 30.0,
         max_ttl: float = 3600.0,
-        sweep_interval: float = 1.0,
+        sweep_interval: float = 0.5,
         node_id: str | None = None,
         clock: Clock = time.time,
         signer: RegistrationSigner | None = None,
