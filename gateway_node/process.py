@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from gateway_node.canary_control import bus_canary_control
 from gateway_node.canary_follower import follow_canary_weights
 from gateway_node.cluster_sync import run_cluster_sync
 from gateway_node.presence import PeerTable, announce_presence, watch_presence
@@ -95,6 +96,8 @@ async def run_gateway(
         discovery = DiscoveryClient(registry, **config.discovery.options())
         async with discovery:
             gateway = GatewayServer(config, discovery)
+            # Admin canary actions go to the controller, so the cluster follows.
+            gateway.canary_control = bus_canary_control(bus)
             circuits = CircuitBroadcaster(bus, replica_id)  # hooked up by run_cluster_sync
             peers = PeerTable(PRESENCE_TTL)
             started_at = time.time()

@@ -27,6 +27,11 @@ Endpoints (JSON unless noted; errors are the gateway's JSON error body):
 | GET | `/admin/canaries[?route=N]` | each canary rollout's status |
 | POST | `/admin/canaries?route=N&action=A` | A: `promote`, `rollback`, `pause`, `resume` |
 
+A canary action goes first to the gateway's `canary_control` hook (a node
+sets it to ask the cluster's canary controller, so every replica follows);
+when no controller answers, this replica's engine acts alone. The reply's
+``acted_by`` says which (``"controller"`` or ``"replica"``).
+
 Route names are often paths (``/api/users/**``), and the HTTP layer refuses an
 encoded ``/`` in a path, so a route is always named in the query string,
 percent-encoded as usual (``?name=%2Fapi%2Fusers%2F%2A%2A``; ``+`` means a
@@ -47,16 +52,19 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import msgspec
 import structlog
 
+from meshgate.bus.errors import BusError
 from meshgate.bus.instance import InstanceStatus, ServiceInstance
+from meshgate.bus.messages import ControlAction
 from meshgate.gateway.admin_auth import READ_METHODS, check_write_access
+from meshgate.gateway.canary_control import ActedBy, ControlRefusal, controller_outcome
 from meshgate.gateway.canary_engine import CanaryEngine, RolloutFinishedError
-from meshgate.gateway.canary_status import CanaryStatus
+from meshgate.gateway.canary_status import CanaryStatus, RolloutState
 from meshgate.gateway.config_file import ConfigError, route_config_from_mapping
 from meshgate.gateway.gateway_exposition import gateway_exposition
 from meshgate.gateway.http.request import Request, Responder
@@ -132,8 +140,20 @@ class CircuitActionReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CanaryActionReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of a canary action. `acted_by` says who applied it: the
+    cluster's ``controller`` (every replica follows its broadcast) or this
+    ``replica``'s engine alone (no controller answered). `state`, the weights
+    and `step` are the rollout after the action as the actor reports it;
+    `canary` is this replica's engine, which after a controller's action
+    catches up when the broadcast arrives (a moment later)."""
+
     action: str
     changed: bool
+    acted_by: ActedBy
+    state: RolloutState
+    canary_weight: float
+    stable_weight: float
+    step: int
     canary: CanaryStatus
 
 
@@ -478,6 +498,9 @@ class AdminApi:
             raise AdminError(
                 404, "no_canary", f"route {name!r} has no canary rollout; give it a canary config"
             )
+        by_controller = await self._controller_action(name, action, engine, request.client_host)
+        if by_controller is not None:
+            return _json(by_controller)
         try:
             changed = _CANARY_ACTIONS[action](engine)
         except RolloutFinishedError as exc:
@@ -488,9 +511,63 @@ class AdminApi:
             action=action,
             changed=changed,
             state=engine.state,
+            acted_by="replica",
             client=request.client_host,
         )
-        return _json(CanaryActionReply(action=action, changed=changed, canary=engine.get_status()))
+        status = engine.get_status()
+        return _json(
+            CanaryActionReply(
+                action=action,
+                changed=changed,
+                acted_by="replica",
+                state=status.state,
+                canary_weight=status.canary_weight,
+                stable_weight=status.stable_weight,
+                step=status.current_step,
+                canary=status,
+            )
+        )
+
+    async def _controller_action(
+        self, name: str, action: str, engine: CanaryEngine, client: str
+    ) -> CanaryActionReply | None:
+        """Have the cluster's controller apply `action`; None when there is no
+        hook or no controller answered (the replica acts then)."""
+        control = self._gateway.canary_control
+        if control is None:
+            return None
+        try:
+            # `_choice` checked it against `_CANARY_ACTIONS`, whose keys are the actions.
+            reply = await control(name, cast(ControlAction, action))
+        except BusError as exc:
+            raise AdminError(
+                502, "controller_error", f"the canary controller could not be asked: {exc}"
+            ) from None
+        if reply is None:
+            return None
+        outcome = controller_outcome(reply)
+        if isinstance(outcome, ControlRefusal):
+            log.warning("admin.canary_refused", route=name, action=action, error=outcome.message)
+            raise AdminError(outcome.status, outcome.error, outcome.message)
+        log.info(
+            "admin.canary_controlled",
+            route=name,
+            action=action,
+            changed=outcome.changed,
+            state=outcome.state,
+            acted_by="controller",
+            client=client,
+        )
+        return CanaryActionReply(
+            action=action,
+            changed=outcome.changed,
+            acted_by="controller",
+            state=outcome.state,
+            canary_weight=outcome.canary_weight,
+            stable_weight=outcome.stable_weight,
+            step=outcome.step,
+            canary=engine.get_status(),
+        )
 
     # -- lookups -------------------------------------------------------------------
 

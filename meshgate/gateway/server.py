@@ -34,6 +34,7 @@ from meshgate.discovery.backends.protocol import RegistryBackend
 from meshgate.discovery.discovery_client import DiscoveryClient
 from meshgate.gateway.access_log import AccessLog
 from meshgate.gateway.admin_api import AdminApi
+from meshgate.gateway.canary_control import CanaryControl
 from meshgate.gateway.canary_engine import CanaryEngine
 from meshgate.gateway.canary_status import CanaryEventInfo
 from meshgate.gateway.config import GatewayConfig, parse_listen_address
@@ -102,6 +103,10 @@ class GatewayServer:
         self._circuit_hooks: list[CircuitHook] = []
         self._canaries_running = False
         self._canary_interval = 1.0
+        self.canary_control: CanaryControl | None = None
+        """Where the admin API sends canary actions first (a node sets it to ask
+        the canary controller, so the whole cluster follows); None, or a hook
+        that returns None, leaves them to this replica's engines."""
         self._context = RuntimeContext(
             discovery=self.discovery,
             send_mirror=lambda *args: send_mirror_request(self._pools, *args),

@@ -8,10 +8,17 @@ reported traffic; a canary answering 500 to 40% of requests rolled back at
 once; the leading controller killed (SIGKILL) mid-rollout and the standby
 resuming at the persisted step, repeating none and skipping none; the
 gateway routing by the controller's weights throughout; and ``meshgate
-rollout`` driving a canary and refusing what it cannot do."""
+rollout`` driving a canary and refusing what it cannot do.
+
+A second run, with two gateway replicas, promotes a canary step by step,
+pausing and resuming it at each step through either replica's admin API
+(which hands the action to the controller), and checks that both replicas
+report the controller's weight and send the same users to the canary."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import signal
 import sys
@@ -34,6 +41,7 @@ from meshgate.bus.instance import ServiceInstance
 from meshgate.bus.messages import CanaryEvent
 from meshgate.bus.nats_server import NatsServer
 from meshgate.discovery.backends.bus_client import RegistryClient
+from meshgate.gateway.canary_assignment import pick_sticky
 from tests.integration.gateway.conftest import closed_port
 from tests.polling import eventually
 from tests.system.error_rate_backend import ErrorRateBackend
@@ -298,3 +306,181 @@ async def test_a_canary_cluster_promotes_rolls_back_and_survives_its_leader(
     assert rollback.stats["canary"]["error_rate"] > 20
     assert broadcasts.decisions("search") == [("pause", 10.0, -1)]
     assert time.monotonic() - started < 60
+
+
+SALT_ROUTE = "orders"
+"""The route the step-by-step test rolls out; sticky points are salted with it."""
+
+
+def canary_share(weight: float, users: list[str]) -> int:
+    """How many of `users` a replica sends to the 2.0.0 canary at `weight`:
+    sticky by the X-User header, the same answer on every replica."""
+    salt = f"{SALT_ROUTE}\0" + "2.0.0"  # as `CanaryEngine` salts it
+    return sum(pick_sticky(user, weight, salt) == "canary" for user in users)
+
+
+async def replica_canary(admin: httpx.AsyncClient) -> tuple[str, float]:
+    [status] = (await admin.get("/admin/canaries", params={"route": SALT_ROUTE})).json()["canaries"]
+    return status["state"], status["canary_weight"]
+
+
+def decided(broadcasts: Broadcasts, kind: str, weight: float) -> Callable[[], bool]:
+    """Whether the controller has broadcast decision `kind` at `weight`."""
+    return lambda: (kind, weight) in [(k, w) for k, w, _ in broadcasts.decisions(SALT_ROUTE)]
+
+
+async def replicas_report(admins: tuple[httpx.AsyncClient, ...], state: str, weight: float) -> bool:
+    """Whether every replica's admin API reports the rollout at `state`, `weight`."""
+    return [await replica_canary(admin) for admin in admins] == [(state, weight)] * len(admins)
+
+
+async def test_a_canary_is_promoted_step_by_step_on_every_replica(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Two gateway processes and a controller: at each step the rollout is
+    paused through one replica's admin API (which hands it to the controller),
+    both replicas report the controller's weight and send exactly the sticky
+    share of the same users to the canary, and the other replica's admin API
+    resumes it; at the end both send everybody to the canary."""
+    started = time.monotonic()
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    stable, canary = ErrorRateBackend(), ErrorRateBackend()
+    for backend in (stable, canary):
+        await backend.start()
+    route = canary_route(SALT_ROUTE, 10)
+    # A user per X-User header: each one's side is fixed and computable.
+    route["canary"]["sticky"] = "header:X-User"
+    route["canary"]["promotion"] = {**PROMOTION, "step_interval": "1.5s"}
+    ports = [(closed_port(), closed_port()) for _ in range(2)]
+    configs = []
+    for index, (port, admin_port) in enumerate(ports):
+        config = tmp_path / f"gateway-{index}.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "listen": f"127.0.0.1:{port}",
+                    "admin_listen": f"127.0.0.1:{admin_port}",
+                    "routes": [route],
+                }
+            )
+        )
+        configs.append(config)
+    url = nats_server.url
+    bus_args = ["--nats", url, "--prefix", prefix]
+    controller = ["canary_node", "--config", str(configs[0]), *bus_args]
+    controller += ["--node-id", "canary-a", "--lease-ttl", str(LEASE_TTL), "--interval", "0.5"]
+    broadcasts = Broadcasts()
+    users = [f"u{index}" for index in range(100)]
+
+    def gateway(index: int) -> list[str]:
+        return ["gateway_node", "--config", str(configs[index]), *bus_args]
+
+    def client(port: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5)
+
+    try:
+        async with (
+            await Bus.connect(url, prefix=prefix) as bus,
+            node(["registry_node", *bus_args, "--backend", "memory"], tmp_path / "registry.log"),
+        ):
+            await bus.subscribe(bus.subjects.all_canary_events, CanaryEvent, broadcasts.on_event)
+            registry = RegistryClient(bus)
+            await register(registry, SALT_ROUTE, "1.0.0", stable.port)
+            await register(registry, SALT_ROUTE, "2.0.0", canary.port)
+            async with (
+                node(gateway(0), tmp_path / "gw-0.log"),
+                node(gateway(1), tmp_path / "gw-1.log"),
+                client(ports[0][0]) as main_a,
+                client(ports[1][0]) as main_b,
+                client(ports[0][1]) as admin_a,
+                client(ports[1][1]) as admin_b,
+            ):
+                mains, admins = (main_a, main_b), (admin_a, admin_b)
+                for main in mains:  # each replica serves, with the registry's instances
+                    with anyio.fail_after(20):
+                        while True:
+                            try:
+                                if (await main.get("/api/orders/item")).status_code == 200:
+                                    break
+                            except httpx.TransportError:
+                                pass
+                            await anyio.sleep(0.1)
+
+                async def traffic() -> None:
+                    # Users outside the measured set, so the canary gets its share.
+                    for count in itertools.count():
+                        headers = {"X-User": f"bg{count}"}
+                        try:
+                            await mains[count % 2].get("/api/orders/item", headers=headers)
+                        except httpx.TransportError:
+                            await anyio.sleep(0.05)
+
+                async def control(admin: httpx.AsyncClient, action: str) -> dict[str, Any]:
+                    reply = await admin.post(
+                        "/admin/canaries", params={"route": SALT_ROUTE, "action": action}
+                    )
+                    assert reply.status_code == 200, reply.text
+                    body: dict[str, Any] = reply.json()
+                    return body
+
+                async with node(controller, tmp_path / "canary-a.log"):
+                    for number, weight in enumerate((25.0, 50.0, 75.0)):
+                        async with anyio.create_task_group() as driving:
+                            for _ in range(4):
+                                driving.start_soon(traffic)
+                            await eventually(decided(broadcasts, "step", weight), within=15)
+                            # Through one replica: the controller pauses the whole cluster.
+                            paused = await control(admins[number % 2], "pause")
+                            driving.cancel_scope.cancel()
+                        assert (paused["acted_by"], paused["state"]) == ("controller", "paused")
+                        assert paused["canary_weight"] == weight
+                        await wait_for(
+                            functools.partial(replicas_report, admins, "paused", weight), within=5
+                        )
+                        expected = canary_share(weight, users)
+                        for main in mains:
+                            canary.served.clear()
+                            stable.served.clear()
+                            for user in users:
+                                headers = {"X-User": user}
+                                reply = await main.get("/api/orders/item", headers=headers)
+                                assert reply.status_code == 200
+                            assert canary.served["/api/orders"] == expected
+                            assert stable.served["/api/orders"] == len(users) - expected
+                        # Through the other replica: the controller resumes it.
+                        resumed = await control(admins[(number + 1) % 2], "resume")
+                        assert (resumed["acted_by"], resumed["state"]) == ("controller", "active")
+
+                    async with anyio.create_task_group() as driving:
+                        for _ in range(4):
+                            driving.start_soon(traffic)
+                        await eventually(decided(broadcasts, "promote", 100.0), within=15)
+                        driving.cancel_scope.cancel()
+
+                    both_promoted = functools.partial(replicas_report, admins, "promoted", 100.0)
+                    await wait_for(both_promoted, within=5)
+                    for main in mains:
+                        canary.served.clear()
+                        for user in users[:20]:
+                            headers = {"X-User": user}
+                            assert (await main.get("/api/orders/item", headers=headers)).is_success
+                        assert canary.served["/api/orders"] == 20
+    finally:
+        for backend in (stable, canary):
+            await backend.stop()
+
+    # Every step once, in order, each paused and resumed by hand, then promoted.
+    assert [(kind, weight) for kind, weight, _ in broadcasts.decisions(SALT_ROUTE)] == [
+        ("step", 25.0),
+        ("pause", 25.0),
+        ("resume", 25.0),
+        ("step", 50.0),
+        ("pause", 50.0),
+        ("resume", 50.0),
+        ("step", 75.0),
+        ("pause", 75.0),
+        ("resume", 75.0),
+        ("step", 100.0),
+        ("promote", 100.0),
+    ]
+    assert time.monotonic() - started < 30

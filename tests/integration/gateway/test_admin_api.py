@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from meshgate.bus.instance import ServiceInstance
+from meshgate.bus.messages import ControlAction, ControlReply, ReplyCode
 from meshgate.discovery.backends.memory import MemoryRegistryBackend
 from meshgate.gateway.admin_api import MAX_BODY_BYTES, AdminApi
 from meshgate.gateway.http.server import HttpServer
@@ -540,3 +541,97 @@ async def test_a_canary_is_paused_and_resumed_and_unknown_ones_are_404(backends:
     assert no_canary.status_code == 404
     assert no_canary.json()["error"] == "no_canary"
     assert bad.status_code == 400
+
+
+# -- canaries driven by the cluster's controller ------------------------------------
+
+
+class FakeController:
+    """A `CanaryControl` hook standing in for the cluster's controller: it
+    answers each action with `reply` (None: no controller answered) and
+    records what it was asked."""
+
+    def __init__(self, reply: ControlReply | None) -> None:
+        self.reply = reply
+        self.asked: list[tuple[str, str]] = []
+
+    async def __call__(self, route: str, action: ControlAction) -> ControlReply | None:
+        self.asked.append((route, action))
+        return self.reply
+
+
+async def _canary_post(admin: httpx.AsyncClient, action: str) -> httpx.Response:
+    return await admin.post(
+        "/admin/canaries", params={"route": "/api/orders/**", "action": action}, headers=AUTH
+    )
+
+
+async def test_a_canary_action_goes_to_the_controller_when_one_answers() -> None:
+    gateway = _gateway(_canary_route(), backend=MemoryRegistryBackend())
+    controller = FakeController(
+        ControlReply(
+            ok=True, changed=True, state="paused", stable_weight=75.0, canary_weight=25.0, step=1
+        )
+    )
+    gateway.canary_control = controller
+    async with admin_client(gateway) as admin:
+        paused = await _canary_post(admin, "pause")
+    assert controller.asked == [("/api/orders/**", "pause")]
+    assert paused.status_code == 200
+    body = paused.json()
+    assert body["acted_by"] == "controller"
+    assert (body["action"], body["changed"], body["state"]) == ("pause", True, "paused")
+    assert (body["canary_weight"], body["stable_weight"], body["step"]) == (25.0, 75.0, 1)
+    # The replica's own engine waits for the controller's broadcast; it did not act.
+    assert (body["canary"]["state"], body["canary"]["canary_weight"]) == ("active", 10.0)
+    [engine] = gateway.canaries().values()
+    assert engine.state == "active"
+
+
+async def test_without_an_answering_controller_the_replica_acts_alone() -> None:
+    gateway = _gateway(_canary_route(), backend=MemoryRegistryBackend())
+    controller = FakeController(None)
+    gateway.canary_control = controller
+    async with admin_client(gateway) as admin:
+        promoted = await _canary_post(admin, "promote")
+    assert controller.asked == [("/api/orders/**", "promote")]
+    body = promoted.json()
+    assert (body["acted_by"], body["state"], body["canary_weight"]) == (
+        "replica",
+        "promoted",
+        100.0,
+    )
+    assert body["step"] == body["canary"]["current_step"]
+    assert body["canary"]["state"] == "promoted"
+
+
+async def test_a_gateway_without_a_hook_acts_on_its_own_engine() -> None:
+    gateway = _gateway(_canary_route(), backend=MemoryRegistryBackend())
+    async with admin_client(gateway) as admin:
+        paused = await _canary_post(admin, "pause")
+    assert (paused.json()["acted_by"], paused.json()["state"]) == ("replica", "paused")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        ("not_found", 404, "no_canary"),
+        ("invalid", 409, "rollout_finished"),
+        ("unavailable", 503, "controller_unavailable"),
+        ("internal", 502, "controller_error"),
+    ],
+)
+async def test_a_controller_refusal_is_answered_with_its_status_and_the_replica_stays(
+    code: ReplyCode, status: int, error: str
+) -> None:
+    gateway = _gateway(_canary_route(), backend=MemoryRegistryBackend())
+    gateway.canary_control = FakeController(
+        ControlReply(ok=False, code=code, error=f"refused: {code}")
+    )
+    async with admin_client(gateway) as admin:
+        refused = await _canary_post(admin, "rollback")
+    assert refused.status_code == status
+    assert (refused.json()["error"], refused.json()["message"]) == (error, f"refused: {code}")
+    # A refusal is the cluster's answer: the replica must not act behind its back.
+    [engine] = gateway.canaries().values()
+    assert engine.state == "active"
