@@ -145,10 +145,21 @@ async def run_up(args: argparse.Namespace, log_dir: Path) -> None:
                 print(_banner(options, log_dir))
                 tg.start_soon(supervisor.watch)
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), supervisor.hurried_by_signals():
                 print("stopping ...")
                 await supervisor.stop_all()
     print("stopped.")
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The errors in `group`, however deep the task groups nested them."""
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            leaves.extend(_leaves(error))
+        else:
+            leaves.append(error)
+    return leaves
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         anyio.run(run_up, args, log_dir, backend="asyncio")
     except* (StartFailedError, BusError) as group:
-        failures.extend(group.exceptions)
+        failures.extend(_leaves(group))
     except* KeyboardInterrupt:
         pass
     for error in failures:

@@ -124,7 +124,11 @@ def cluster_plan(options: ClusterOptions) -> list[ProcessSpec]:
             plan.append(
                 ProcessSpec(
                     name=demo.name,
-                    argv=_meshgate("service", demo.name, "--instance-id", instance_id, *bus),
+                    # --port 0: a free port, so that nothing else on the
+                    # machine can keep a demo service from starting
+                    argv=_meshgate(
+                        "service", demo.name, "--instance-id", instance_id, "--port", "0", *bus
+                    ),
                     ready="service",
                     service=demo.service,
                     instance_id=instance_id,

@@ -9,9 +9,10 @@ prints one line per process and where the logs are.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,31 @@ class Supervisor:
                 self.say(f"   {entry.spec.name} did not stop in {STOP_TIMEOUT:g}s: killed")
                 entry.process.kill()
                 await entry.process.wait()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process still running, at once (a second Ctrl-C)."""
+        for entry in self.running:
+            if entry.process.returncode is None:
+                entry.process.kill()
+
+    @contextlib.contextmanager
+    def hurried_by_signals(self) -> Iterator[None]:
+        """While stopping, a further SIGINT or SIGTERM kills what is left
+        instead of interrupting the launcher halfway through its stop, which
+        would leave processes behind."""
+
+        def hurry(signum: int, frame: object) -> None:
+            self.say(f"   {signal.Signals(signum).name} again: killing what is left")
+            self.kill_all()
+
+        previous = {
+            signum: signal.signal(signum, hurry) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     async def _spawn(self, spec: ProcessSpec) -> Running:
         log_file = self.log_dir / f"{spec.name}.log"

@@ -47,7 +47,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_meshgate_up_serves_through_a_replica_and_stops_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("interrupts", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_meshgate_up_serves_through_a_replica_and_stops_everything(
+    tmp_path: Path, interrupts: int
+) -> None:
     gateway_port, admin_port = _free_port_pair(), _free_port_pair()
     env = {**os.environ, "MESHGATE_STATE_DIR": str(tmp_path / "state")}
     env.pop("MESHGATE_NATS", None)
@@ -87,7 +90,10 @@ def test_meshgate_up_serves_through_a_replica_and_stops_everything(tmp_path: Pat
         assert "gateway-2" in status.stdout
         assert "user-service-v2-1" in status.stdout
     finally:
-        up.send_signal(signal.SIGINT)
+        for _ in range(interrupts):
+            # a second Ctrl-C while stopping must kill what is left, not the launcher
+            up.send_signal(signal.SIGINT)
+            time.sleep(0.2)
         try:
             rest, _ = up.communicate(timeout=40)
         except subprocess.TimeoutExpired:
