@@ -44,11 +44,13 @@ class AccessLog:
     (1, True)
     """
 
-    __slots__ = ("_encoder", "_file", "_logger", "path")
+    __slots__ = ("_buffer", "_encoder", "_file", "_logger", "path")
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
         self._encoder = msgspec.json.Encoder()
+        self._buffer = bytearray()
+        """Reused for every line: encoded into, then copied by the file's buffer."""
         self._file: IO[bytes] | None = (
             None if path is None else open(path, "ab", buffering=_BUFFER_BYTES)  # noqa: SIM115
         )
@@ -57,7 +59,10 @@ class AccessLog:
     def write(self, entry: AccessEntry) -> None:
         file = self._file
         if file is not None:
-            file.write(self._encoder.encode(entry) + b"\n")
+            line = self._buffer
+            self._encoder.encode_into(entry, line)
+            line.extend(b"\n")
+            file.write(line)
         else:
             self._logger.info("request.completed", **msgspec.structs.asdict(entry))
 

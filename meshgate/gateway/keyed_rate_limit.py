@@ -85,20 +85,22 @@ class KeyedRateLimit:
     def check(self, key: str, now: float) -> RateDecision:
         """Take a permit for `key` at `now` if there is one."""
         self.checked += 1
-        limiter = self._limiters.get(key)
+        limiters = self._limiters
+        limiter = limiters.get(key)
         if limiter is None:
             limiter = self._new_limiter(now)
-            self._limiters[key] = limiter
-            if len(self._limiters) > self.max_keys:
-                self._limiters.popitem(last=False)
+            limiters[key] = limiter
+            if len(limiters) > self.max_keys:
+                limiters.popitem(last=False)
         else:
-            self._limiters.move_to_end(key)
+            limiters.move_to_end(key)
         admitted = limiter.try_take(now)
-        remaining = math.floor(limiter.available(now))
-        limit = self.effective_max
+        available = limiter.available(now)
+        remaining = math.floor(available)
+        limit = max(1, math.floor(self._max * self.scale))  # effective_max, inlined
         if isinstance(limiter, TokenBucket):
             # The bucket is full again after refilling what is missing.
-            reset_after = (limiter.capacity - limiter.available(now)) / limiter.refill_per_second
+            reset_after = (limiter.capacity - available) / limiter.refill_per_second
         else:
             reset_after = limiter.wait_time(now) if remaining == 0 else 0.0
         retry_after = 0.0 if admitted else limiter.wait_time(now)

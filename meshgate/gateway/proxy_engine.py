@@ -152,7 +152,98 @@ class ProxyEngine:
         outcome = _Outcome()
         start = self._clock()
         try:
-            await self._serve(request, responder, runtime, match, cors_headers, outcome, start)
+            limit = runtime.rate_limit
+            if limit is not None:
+                header = limit.key_header
+                key = limit.key_of(
+                    request.client_host, None if header is None else request.headers.get(header)
+                )
+                decision = limit.limit.check(key, start)
+                rate_headers = [
+                    (b"RateLimit-Limit", b"%d" % decision.limit),
+                    (b"RateLimit-Remaining", b"%d" % decision.remaining),
+                    (b"RateLimit-Reset", b"%d" % math.ceil(decision.reset_after)),
+                ]
+                if not decision.admitted:
+                    outcome.status = 429
+                    await responder.send_error(
+                        429,
+                        "rate_limited",
+                        f"rate limit of {decision.limit} per {limit.limit.window:g}s reached "
+                        f"on route {runtime.name}",
+                        headers=[*_retry_after(decision.retry_after), *rate_headers, *cors_headers],
+                    )
+                    return
+                cors_headers = [*cors_headers, *rate_headers] if cors_headers else rate_headers
+
+            path = request.path
+            view = runtime.default_view
+            if runtime.versions is not None:
+                try:
+                    resolution = runtime.versions.resolve(request, rand=runtime.random.random())
+                except UnknownVersionError as error:
+                    outcome.status = 400
+                    await responder.send_error(
+                        400, "unknown_version", str(error), headers=cors_headers
+                    )
+                    return
+                path = resolution.path
+                view = runtime.view_for(resolution.version)
+            elif runtime.canary is not None:
+                view = self._canary_view(request, runtime)
+            outcome.version = view.name
+
+            breaker = runtime.breaker
+            epoch = 0
+            if breaker is not None:
+                if breaker.allow(start) is REJECT:
+                    outcome.status = 503
+                    await responder.send_error(
+                        503,
+                        "circuit_open",
+                        f"the circuit of route {runtime.name} is open",
+                        headers=[*_retry_after(breaker.retry_after(start)), *cors_headers],
+                    )
+                    return
+                epoch = breaker.epoch
+            try:
+                bulkhead = runtime.bulkhead
+                if bulkhead is None:
+                    await self._attempts(
+                        request, responder, runtime, view, path, match, cors_headers, outcome, start
+                    )
+                else:
+                    try:
+                        await bulkhead.execute(
+                            self._attempts,
+                            request,
+                            responder,
+                            runtime,
+                            view,
+                            path,
+                            match,
+                            cors_headers,
+                            outcome,
+                            start,
+                        )
+                    except (BulkheadFullError, BulkheadTimeoutError) as error:
+                        outcome.status = 503
+                        await responder.send_error(
+                            503,
+                            "overloaded",
+                            f"route {runtime.name}: {error}",
+                            headers=cors_headers,
+                        )
+            except BaseException:
+                if breaker is not None and not outcome.called:
+                    breaker.release(epoch)
+                raise
+            if breaker is not None:
+                if outcome.called:
+                    now = self._clock()
+                    breaker.on_result(outcome.ok, now - start, now, epoch)
+                else:
+                    breaker.release(epoch)
         finally:
             self._account(request, runtime, outcome, start)
 
@@ -168,104 +259,6 @@ class ProxyEngine:
         else:
             await responder.start(204, allowed, content_length=0)
             await responder.end()
-
-    async def _serve(
-        self,
-        request: Request,
-        responder: Responder,
-        runtime: RouteRuntime,
-        match: RouteMatch[RouteRuntime],
-        cors_headers: list[tuple[bytes, bytes]],
-        outcome: _Outcome,
-        start: float,
-    ) -> None:
-        limit = runtime.rate_limit
-        if limit is not None:
-            header = limit.key_header
-            key = limit.key_of(
-                request.client_host, None if header is None else request.headers.get(header)
-            )
-            decision = limit.limit.check(key, start)
-            rate_headers = [
-                (b"RateLimit-Limit", b"%d" % decision.limit),
-                (b"RateLimit-Remaining", b"%d" % decision.remaining),
-                (b"RateLimit-Reset", b"%d" % math.ceil(decision.reset_after)),
-            ]
-            if not decision.admitted:
-                outcome.status = 429
-                await responder.send_error(
-                    429,
-                    "rate_limited",
-                    f"rate limit of {decision.limit} per {limit.limit.window:g}s reached "
-                    f"on route {runtime.name}",
-                    headers=[*_retry_after(decision.retry_after), *rate_headers, *cors_headers],
-                )
-                return
-            cors_headers = [*cors_headers, *rate_headers]
-
-        path = request.path
-        view = runtime.default_view
-        if runtime.versions is not None:
-            try:
-                resolution = runtime.versions.resolve(request, rand=runtime.random.random())
-            except UnknownVersionError as error:
-                outcome.status = 400
-                await responder.send_error(400, "unknown_version", str(error), headers=cors_headers)
-                return
-            path = resolution.path
-            view = runtime.view_for(resolution.version)
-        elif runtime.canary is not None:
-            view = self._canary_view(request, runtime)
-        outcome.version = view.name
-
-        breaker = runtime.breaker
-        epoch = 0
-        if breaker is not None:
-            if breaker.allow(start) is REJECT:
-                outcome.status = 503
-                await responder.send_error(
-                    503,
-                    "circuit_open",
-                    f"the circuit of route {runtime.name} is open",
-                    headers=[*_retry_after(breaker.retry_after(start)), *cors_headers],
-                )
-                return
-            epoch = breaker.epoch
-        try:
-            bulkhead = runtime.bulkhead
-            if bulkhead is None:
-                await self._attempts(
-                    request, responder, runtime, view, path, match, cors_headers, outcome, start
-                )
-            else:
-                try:
-                    await bulkhead.execute(
-                        self._attempts,
-                        request,
-                        responder,
-                        runtime,
-                        view,
-                        path,
-                        match,
-                        cors_headers,
-                        outcome,
-                        start,
-                    )
-                except (BulkheadFullError, BulkheadTimeoutError) as error:
-                    outcome.status = 503
-                    await responder.send_error(
-                        503, "overloaded", f"route {runtime.name}: {error}", headers=cors_headers
-                    )
-        except BaseException:
-            if breaker is not None and not outcome.called:
-                breaker.release(epoch)
-            raise
-        if breaker is not None:
-            if outcome.called:
-                now = self._clock()
-                breaker.on_result(outcome.ok, now - start, now, epoch)
-            else:
-                breaker.release(epoch)
 
     def _canary_view(self, request: Request, runtime: RouteRuntime) -> VersionView:
         canary = runtime.canary
@@ -343,7 +336,9 @@ class ProxyEngine:
         while True:
             attempt += 1
             now = self._clock()
-            candidates = await runtime.candidates(view, now)
+            candidates = runtime.static_candidates(view, now)
+            if candidates is None:
+                candidates = await runtime.candidates(view, now)
             population = len(candidates)
             instance: ServiceInstance | None
             if tried:

@@ -136,7 +136,21 @@ class RouteRuntime:
 
     async def candidates(self, view: VersionView, now: float) -> Sequence[ServiceInstance]:
         """The instances a request of `view`'s version may go to now."""
-        instances = view.view.apply(await self.source.instances())
+        source = self.source
+        if isinstance(source, StaticUpstreams):
+            instances = view.view.apply(source.fixed)
+        else:
+            instances = view.view.apply(await source.instances())
+        outliers = self.outliers
+        return instances if outliers is None else outliers.admitted(instances, now)
+
+    def static_candidates(self, view: VersionView, now: float) -> Sequence[ServiceInstance] | None:
+        """`candidates` without awaiting, for fixed upstreams (None for a
+        discovered service: then await `candidates`)."""
+        source = self.source
+        if not isinstance(source, StaticUpstreams):
+            return None
+        instances = view.view.apply(source.fixed)
         outliers = self.outliers
         return instances if outliers is None else outliers.admitted(instances, now)
 

@@ -50,6 +50,12 @@ class StaticUpstreams:
             instances.append(ServiceInstance(id=f"{host}:{port}", name=name, host=host, port=port))
         self._instances = tuple(instances)
 
+    @property
+    def fixed(self) -> tuple[ServiceInstance, ...]:
+        """The instances, which never change: callers on a hot path may read
+        them here without awaiting `instances()`."""
+        return self._instances
+
     async def instances(self) -> Sequence[ServiceInstance]:
         return self._instances
 

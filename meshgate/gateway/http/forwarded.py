@@ -30,6 +30,10 @@ def forwarded_element(client_host: str, proto: str, host: bytes | None) -> bytes
     >>> forwarded_element("2001:db8::1", "https", b"example.com:8443")
     b'for="[2001:db8::1]";proto=https;host="example.com:8443"'
     """
+    key = (client_host, proto, host)
+    element = _elements.get(key)
+    if element is not None:
+        return element
     if not client_host:
         node = b"unknown"
     elif ":" in client_host:
@@ -39,7 +43,18 @@ def forwarded_element(client_host: str, proto: str, host: bytes | None) -> bytes
     element = b"for=" + node + b";proto=" + proto.encode("ascii")
     if host:
         element += b";host=" + _token_or_quoted(host)
+    if host is None or len(host) <= _CACHED_HOST_BYTES:
+        if len(_elements) >= _CACHED_ELEMENTS:
+            _elements.clear()
+        _elements[key] = element
     return element
+
+
+_CACHED_HOST_BYTES = 256
+_CACHED_ELEMENTS = 1024
+_elements: dict[tuple[str, str, bytes | None], bytes] = {}
+"""(client, proto, host) → its element: a client sends the same on every
+request of a connection. Bounded, cleared when full."""
 
 
 def _token_or_quoted(value: bytes) -> bytes:

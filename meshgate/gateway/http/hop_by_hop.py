@@ -57,6 +57,31 @@ def end_to_end_headers(
     [(b'Y', b'2')]
     """
     if b"connection" in lower_names:
-        values = [raw[i][1] for i, name in enumerate(lower_names) if name == b"connection"]
-        drop = drop | connection_named_headers(values)
-    return [pair for pair, name in zip(raw, lower_names, strict=True) if name not in drop]
+        value = raw[lower_names.index(b"connection")][1]
+        if len(value) <= _CACHED_VALUE_BYTES and lower_names.count(b"connection") == 1:
+            # Nearly every message says `Connection: keep-alive` (or close):
+            # merge each (drop set, value) once, not on every message.
+            key = (drop, value)
+            merged = _merged_drops.get(key)
+            if merged is None:
+                merged = drop | connection_named_headers([value])
+                if len(_merged_drops) >= _CACHED_DROPS:
+                    _merged_drops.clear()
+                _merged_drops[key] = merged
+            drop = merged
+        else:
+            values = [raw[i][1] for i, name in enumerate(lower_names) if name == b"connection"]
+            drop = drop | connection_named_headers(values)
+    if len(raw) != len(lower_names):
+        raise ValueError("raw and lower_names are not index-aligned")
+    if drop.isdisjoint(lower_names):
+        return list(raw)
+    # lengths checked above: zip's own check costs more than that
+    return [pair for pair, name in zip(raw, lower_names, strict=False) if name not in drop]
+
+
+_CACHED_VALUE_BYTES = 64
+_CACHED_DROPS = 256
+_merged_drops: dict[tuple[frozenset[bytes], bytes], frozenset[bytes]] = {}
+"""(drop set, the one `Connection` value) → the drop set with the headers
+that value names: bounded, cleared when full."""

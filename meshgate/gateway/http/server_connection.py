@@ -132,6 +132,51 @@ class _StopParsingError(Exception):
 class ServerConnection(asyncio.Protocol):
     """One client connection. Created by the server per accepted socket."""
 
+    __slots__ = (
+        "_body",
+        "_body_paused",
+        "_chunked",
+        "_client_host",
+        "_client_port",
+        "_close_after",
+        "_content_length",
+        "_current",
+        "_current_request",
+        "_deadline",
+        "_deadline_kind",
+        "_discarding",
+        "_drain_waiter",
+        "_eof",
+        "_expect",
+        "_halted",
+        "_head_budget",
+        "_head_started",
+        "_header_bytes",
+        "_headers_done",
+        "_host_count",
+        "_in_head",
+        "_limits",
+        "_lingering",
+        "_loop",
+        "_lower_names",
+        "_max_body",
+        "_must_close",
+        "_parser",
+        "_pending",
+        "_raw_head_bytes",
+        "_raw_headers",
+        "_reading_paused",
+        "_request_id_value",
+        "_served",
+        "_state",
+        "_task",
+        "_timer",
+        "_timer_at",
+        "_transport",
+        "_url",
+        "_write_paused",
+    )
+
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._limits = state.limits

@@ -101,6 +101,45 @@ class _HeadResponseEndError(Exception):
 class UpstreamConnection(asyncio.Protocol):
     """One connection; one exchange at a time. Built by `UpstreamPool`."""
 
+    __slots__ = (
+        "_body",
+        "_body_iterator",
+        "_chunked",
+        "_closed",
+        "_content_length",
+        "_deadline",
+        "_deadline_active",
+        "_head_waiter",
+        "_header_bytes",
+        "_header_names",
+        "_headers",
+        "_in_exchange",
+        "_informational",
+        "_is_head",
+        "_loop",
+        "_message_done",
+        "_owner",
+        "_parser",
+        "_pump",
+        "_pump_state",
+        "_reading_paused",
+        "_reason",
+        "_received_any",
+        "_request_sent",
+        "_response",
+        "_sent_chunks",
+        "_sent_size",
+        "_timeout",
+        "_timer",
+        "_timer_at",
+        "_transport",
+        "_writable_waiter",
+        "_write_paused",
+        "body_bytes_sent",
+        "exchanges",
+        "idle_since",
+    )
+
     def __init__(self, owner: ConnectionOwner, loop: asyncio.AbstractEventLoop) -> None:
         self._owner = owner
         self._loop = loop
