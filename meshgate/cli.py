@@ -50,6 +50,7 @@ _PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
     "service": ("services.command", "run a demo service: register, serve, misbehave on demand"),
     "events": ("meshgate.events_command", "print the cluster's events; --follow tails them"),
     "status": ("meshgate.cluster_status.command", "show replicas, instances, circuits, canaries"),
+    "tour": ("meshgate.cluster_tour.command", "play the scenarios against the running cluster"),
 }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,26 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.system.cluster_launcher import REPO, cluster_env, free_port_pair, start_cluster
+
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port_pair() -> int:
-    """A port P with P and P+1 both free now."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            if port >= 65000:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no two free consecutive ports")
 
 
 def _alive(pid: int) -> bool:
@@ -51,25 +33,10 @@ def _alive(pid: int) -> bool:
 def test_meshgate_up_serves_through_a_replica_and_stops_everything(
     tmp_path: Path, interrupts: int
 ) -> None:
-    gateway_port, admin_port = _free_port_pair(), _free_port_pair()
-    env = {**os.environ, "MESHGATE_STATE_DIR": str(tmp_path / "state")}
-    env.pop("MESHGATE_NATS", None)
-    command = [
-        sys.executable, "-m", "meshgate.cli", "up",
-        "--gateway-port", str(gateway_port), "--admin-port", str(admin_port),
-        "--log-dir", str(tmp_path / "logs"),
-    ]  # fmt: skip
-    up = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    output: list[str] = []
+    gateway_port, admin_port = free_port_pair(), free_port_pair()
+    env = cluster_env(tmp_path)
+    up, output = start_cluster(tmp_path, gateway_port, admin_port)
     try:
-        assert up.stdout is not None
-        deadline = time.monotonic() + 90
-        for line in up.stdout:
-            output.append(line)
-            if "meshgate is up." in line or time.monotonic() > deadline:
-                break
         assert any("meshgate is up." in line for line in output), "".join(output)
         reply = httpx.get(f"http://127.0.0.1:{gateway_port}/api/users/1", timeout=10)
         assert reply.status_code == 200
