@@ -51,6 +51,7 @@ from meshgate.gateway.http.request_errors import (
 from meshgate.gateway.http.request_id import accepted_request_id, new_request_id
 from meshgate.gateway.http.target import BadPathError, normalize_path, split_target
 from meshgate.gateway.http.upstream_errors import UpstreamError, UpstreamTimeoutError
+from meshgate.gateway.http.write_pause import WritePause
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +130,7 @@ class _StopParsingError(Exception):
     """Stop the parser here (a body went over the limit); raised in callbacks."""
 
 
-class ServerConnection(asyncio.Protocol):
+class ServerConnection(WritePause):
     """One client connection. Created by the server per accepted socket."""
 
     __slots__ = (
@@ -145,7 +146,6 @@ class ServerConnection(asyncio.Protocol):
         "_deadline",
         "_deadline_kind",
         "_discarding",
-        "_drain_waiter",
         "_eof",
         "_expect",
         "_halted",
@@ -174,7 +174,6 @@ class ServerConnection(asyncio.Protocol):
         "_timer_at",
         "_transport",
         "_url",
-        "_write_paused",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -219,8 +218,7 @@ class ServerConnection(asyncio.Protocol):
         # flow control
         self._body_paused = False
         self._reading_paused = False
-        self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
+        WritePause.__init__(self)
         # the one deadline
         self._deadline = 0.0
         self._deadline_kind = _NONE
@@ -289,23 +287,10 @@ class ServerConnection(asyncio.Protocol):
             if not isinstance(entry, _InputRefusedError):
                 entry[0].body.fail(gone)
         self._pending.clear()
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_writer()
         responder = self._current
         if self._task is not None and responder is not None and not responder.ended:
             self._task.cancel()
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # --- httptools callbacks ---------------------------------------------------
 
@@ -498,7 +483,7 @@ class ServerConnection(asyncio.Protocol):
         if self._transport is None:
             raise ClientDisconnectedError("the client connection is closed")
         waiter = self._loop.create_future()
-        self._drain_waiter = waiter
+        self._writable_waiter = waiter
         timer = self._loop.call_later(self._limits.send_timeout, self._on_send_timeout, waiter)
         try:
             await waiter

@@ -37,6 +37,7 @@ from meshgate.gateway.http.upstream_errors import (
     UpstreamTimeoutError,
 )
 from meshgate.gateway.http.upstream_response import UpstreamResponse
+from meshgate.gateway.http.write_pause import WritePause
 
 _MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 _MAX_RESPONSE_HEADER_COUNT = 256
@@ -98,7 +99,7 @@ class _HeadResponseEndError(Exception):
     whatever its Content-Length says, and httptools cannot be told so."""
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(WritePause):
     """One connection; one exchange at a time. Built by `UpstreamPool`."""
 
     __slots__ = (
@@ -133,8 +134,6 @@ class UpstreamConnection(asyncio.Protocol):
         "_timer",
         "_timer_at",
         "_transport",
-        "_writable_waiter",
-        "_write_paused",
         "body_bytes_sent",
         "exchanges",
         "idle_since",
@@ -172,8 +171,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.body_bytes_sent = 0
         # flow control
         self._reading_paused = False
-        self._write_paused = False
-        self._writable_waiter: asyncio.Future[None] | None = None
+        WritePause.__init__(self)
         # the inactivity deadline
         self._timeout: float | None = None
         self._deadline = 0.0
@@ -426,9 +424,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        waiter = self._writable_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_writer()
         if self._in_exchange:
             if not self._message_done:
                 self._fail(self._lost_error())
@@ -451,17 +447,6 @@ class UpstreamConnection(asyncio.Protocol):
                 message, replayable=True, replay=ReplayedBody(list(kept), iterator)
             )
         return UpstreamClosedError("the upstream closed the connection before responding")
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter = self._writable_waiter
-        if waiter is not None:
-            self._writable_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # --- ReadFlow, for the response body -------------------------------------------------
 
