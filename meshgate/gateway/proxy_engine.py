@@ -25,6 +25,7 @@ included, so a route that turns every client away does not look healthy.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -109,11 +110,7 @@ class ProxyEngine:
         self._cors = cors
         self._log_access = access_log
         self._clock = clock
-        if sleep is None:
-            import asyncio
-
-            sleep = asyncio.sleep
-        self._sleep = sleep
+        self._sleep = asyncio.sleep if sleep is None else sleep
 
     async def handle(self, request: Request, responder: Responder) -> None:
         """Answer one request (the `HttpServer` handler)."""
@@ -235,7 +232,9 @@ class ProxyEngine:
                             headers=cors_headers,
                         )
             except BaseException:
-                if breaker is not None and not outcome.called:
+                # Cancelled (the client left) or broken: no outcome to count,
+                # but a half-open probe slot must be handed back (rule 7).
+                if breaker is not None:
                     breaker.release(epoch)
                 raise
             if breaker is not None:

@@ -473,3 +473,30 @@ async def test_retries_do_not_steer_the_next_first_try_onto_the_failing_instance
     assert statuses == [200] * 20
     # round-robin alternates first tries: b gets its 10, not (nearly) all 20
     assert failing_requests == 10
+
+
+async def test_a_probe_whose_client_leaves_hands_its_half_open_slot_back(backends: Any) -> None:
+    import anyio
+    import httpx
+
+    backend = await start_backend(backends)
+    gateway = GatewayServer.from_config(
+        {
+            "routes": [
+                {
+                    "path": "/**",
+                    "upstreams": [_upstream(backend)],
+                    "circuit_breaker": {"failure_threshold": 1, "reset_timeout": "200ms"},
+                }
+            ]
+        }
+    )
+    async with started_gateway(gateway) as client:
+        assert (await client.get("/status/500")).status_code == 500
+        assert (await client.get("/x")).status_code == 503
+        await anyio.sleep(0.25)
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/silent", timeout=0.3)  # the probe; its client gives up
+        await anyio.sleep(0.1)
+        # the slot is free again: the next request is the probe, and closes the circuit
+        assert (await client.get("/x")).status_code == 200
