@@ -38,7 +38,6 @@ from meshgate.gateway.http.proxy import relay_response, upstream_request_headers
 from meshgate.gateway.http.request import EMPTY_BODY, Request, Responder
 from meshgate.gateway.http.upstream import UpstreamPools
 from meshgate.gateway.http.upstream_errors import UpstreamError, UpstreamTimeoutError
-from meshgate.gateway.http.upstream_response import UpstreamResponse
 from meshgate.gateway.matcher import MethodNotAllowed, RouteMatch, RouteTable
 from meshgate.gateway.mirror import Spawn
 from meshgate.gateway.rewrite import upstream_path
@@ -375,52 +374,65 @@ class ProxyEngine:
             balancer.on_start(instance)
             outcome.called = True
             sent_at = self._clock()
-            response: UpstreamResponse | None = None
+            finished = False  # whether the balancer heard how this try ended
             try:
-                response = await pool.request(
-                    request.method,
-                    target,
-                    headers,
-                    body,
-                    content_length=content_length,
-                    response_timeout=timeout,
-                )
-            except UpstreamError as error:
-                last_error = error
-                ended = self._clock()
-                balancer.on_finish(instance, ended - sent_at, False, ended)
-                self._instance_result(runtime, instance.id, False, ended, population)
+                try:
+                    response = await pool.request(
+                        request.method,
+                        target,
+                        headers,
+                        body,
+                        content_length=content_length,
+                        response_timeout=timeout,
+                    )
+                except UpstreamError as error:
+                    last_error = error
+                    ended = self._clock()
+                    finished = True
+                    balancer.on_finish(instance, ended - sent_at, False, ended)
+                    self._instance_result(runtime, instance.id, False, ended, population)
+                    if (
+                        attempt < retry.max_attempts
+                        and (replayable or not error.request_sent)
+                        and retry.may_retry(request.method, error.request_sent, ended)
+                    ):
+                        await self._pause(retry.delay(attempt), deadline)
+                        continue
+                    break
+                status = response.status
+                failed = status >= 500
+                received = self._clock()
                 if (
-                    attempt < retry.max_attempts
-                    and (replayable or not error.request_sent)
-                    and retry.may_retry(request.method, error.request_sent, ended)
+                    status in retry.retry_on
+                    and attempt < retry.max_attempts
+                    and replayable
+                    and retry.may_retry(request.method, True, received)
                 ):
+                    await response.discard()
+                    finished = True
+                    balancer.on_finish(instance, received - sent_at, False, received)
+                    self._instance_result(runtime, instance.id, False, received, population)
                     await self._pause(retry.delay(attempt), deadline)
                     continue
-                break
-            status = response.status
-            failed = status >= 500
-            received = self._clock()
-            if (
-                status in retry.retry_on
-                and attempt < retry.max_attempts
-                and replayable
-                and retry.may_retry(request.method, True, received)
-            ):
-                await response.discard()
-                balancer.on_finish(instance, received - sent_at, False, received)
-                self._instance_result(runtime, instance.id, False, received, population)
-                await self._pause(retry.delay(attempt), deadline)
-                continue
-            latency_ms = (received - sent_at) * 1000.0
-            result = await relay_response(request, responder, response, latency_ms, cors_headers)
-            ended = self._clock()
-            ok = not failed and result.error is None
-            balancer.on_finish(instance, ended - sent_at, ok, ended)
-            self._instance_result(runtime, instance.id, ok, ended, population)
-            outcome.status = status
-            outcome.ok = ok
-            return
+                latency_ms = (received - sent_at) * 1000.0
+                result = await relay_response(
+                    request, responder, response, latency_ms, cors_headers
+                )
+                ended = self._clock()
+                ok = not failed and result.error is None
+                finished = True
+                balancer.on_finish(instance, ended - sent_at, ok, ended)
+                self._instance_result(runtime, instance.id, ok, ended, population)
+                outcome.status = status
+                outcome.ok = ok
+                return
+            except BaseException:
+                # Cancelled mid-try (the client left): a load-aware balancer
+                # must not count this request in flight forever.
+                if not finished:
+                    now = self._clock()
+                    balancer.on_finish(instance, now - sent_at, False, now)
+                raise
         # every attempt failed at the transport level
         outcome.ok = False
         assert last_error is not None

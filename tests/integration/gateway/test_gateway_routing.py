@@ -500,3 +500,33 @@ async def test_a_probe_whose_client_leaves_hands_its_half_open_slot_back(backend
         await anyio.sleep(0.1)
         # the slot is free again: the next request is the probe, and closes the circuit
         assert (await client.get("/x")).status_code == 200
+
+
+async def test_a_request_whose_client_leaves_is_not_counted_in_flight_forever(
+    backends: Any,
+) -> None:
+    import anyio
+    import httpx
+
+    first, second = await start_backend(backends), await start_backend(backends)
+    gateway = GatewayServer.from_config(
+        {
+            "routes": [
+                {
+                    "path": "/**",
+                    "upstreams": [_upstream(first), _upstream(second)],
+                    "load_balancing_strategy": "least-connections",
+                }
+            ]
+        }
+    )
+    async with started_gateway(gateway) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/silent", timeout=0.3)  # its client gives up
+        await anyio.sleep(0.1)
+        stuck = first if first.requests else second
+        stuck.requests.clear()
+        for _ in range(4):
+            assert (await client.get("/x")).status_code == 200
+    # ties rotate: the instance of the abandoned request takes its turns again
+    assert len(stuck.requests) == 2
