@@ -24,8 +24,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from meshgate.gateway.canary_assignment import pick_sticky
 from tests.integration.gateway.conftest import closed_port
 from tests.polling import eventually
 from tests.system.error_rate_backend import ErrorRateBackend
+from tests.system.node_process import node
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -61,21 +61,6 @@ PROMOTION = {
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@asynccontextmanager
-async def node(args: list[str], log_file: Path) -> AsyncIterator[anyio.abc.Process]:
-    with log_file.open("ab") as log:
-        process = await anyio.open_process(
-            [sys.executable, "-m", *args], cwd=REPO, stdout=log, stderr=log
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
 
 
 def canary_route(name: str, start_weight: float) -> dict[str, Any]:

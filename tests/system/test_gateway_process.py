@@ -6,10 +6,7 @@ per-route metrics, and leaves cleanly on SIGTERM."""
 from __future__ import annotations
 
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -25,6 +22,7 @@ from meshgate.discovery.backends.bus_client import RegistryClient
 from tests.integration.gateway.conftest import closed_port
 from tests.integration.gateway_http.conftest import Backend
 from tests.polling import eventually
+from tests.system.node_process import node
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -34,21 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@asynccontextmanager
-async def node(args: list[str], log_file: Path) -> AsyncIterator[anyio.abc.Process]:
-    with log_file.open("ab") as log:
-        process = await anyio.open_process(
-            [sys.executable, "-m", *args], cwd=REPO, stdout=log, stderr=log
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
 
 
 async def until_ok(client: httpx.AsyncClient, path: str) -> httpx.Response:
