@@ -26,7 +26,6 @@ from tests.system.node_process import node
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
