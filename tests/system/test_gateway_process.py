@@ -27,7 +27,6 @@ from tests.system.node_process import node
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

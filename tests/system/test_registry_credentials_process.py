@@ -23,12 +23,12 @@ from meshgate.bus.connection import Bus
 from meshgate.bus.credentials import NatsCredentials
 from meshgate.bus.nats_server import NatsServer
 from meshgate.bus.signing import RegistrationSigner
-from meshgate.discovery.backends.bus_client import RegistryClient, RegistryUnavailableError
+from meshgate.discovery.backends.bus_client import RegistryClient
+from tests.system.node_process import REPO, node, until_served
 from tests.unit.discovery.backend_contract import instance
 
 pytestmark = pytest.mark.anyio
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-" + uuid.uuid4().hex
 KEY = b"system-test-registration-key-" + uuid.uuid4().hex.encode()
 # A refused connection ends in one round trip; the rest is Python starting.
@@ -64,32 +64,11 @@ async def registry_process(
 ) -> AsyncIterator[anyio.abc.Process]:
     """``meshgate registry ARGS`` logging to `log_file`; stopped with SIGTERM
     (and expected to exit 0) on the way out."""
-    with log_file.open("ab") as log:
-        process = await anyio.open_process(
-            meshgate("registry", *args), cwd=REPO, stdout=log, stderr=log, env=environment(env)
-        )
-    try:
+    async with node(["meshgate.cli", "registry", *args], log_file, environment(env)) as process:
         yield process
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(10):
             assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
-
-
-async def until_served(client: RegistryClient) -> None:
-    """Wait until a registry node answers (the process needs a moment to start)."""
-    with anyio.fail_after(15):
-        while True:
-            try:
-                await client.get_services()
-            except RegistryUnavailableError:
-                await anyio.sleep(0.1)
-            else:
-                return
 
 
 @pytest.mark.parametrize("given_as", ["flag", "variable"])

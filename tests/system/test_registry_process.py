@@ -5,7 +5,6 @@ process finds the registrations the first one stored."""
 from __future__ import annotations
 
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +17,10 @@ import pytest
 from meshgate.bus.connection import Bus
 from meshgate.bus.nats_server import NatsServer
 from meshgate.discovery.backends.bus_client import RegistryClient, RegistryUnavailableError
+from tests.system.node_process import node, until_served
 from tests.unit.discovery.backend_contract import instance
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -35,42 +33,10 @@ def anyio_backend() -> str:
 async def registry_process(
     url: str, prefix: str, log_file: Path
 ) -> AsyncIterator[anyio.abc.Process]:
-    """``python -m registry_node`` writing its log to `log_file`; killed on the
-    way out if the test has not stopped it."""
-    command = [
-        sys.executable,
-        "-m",
-        "registry_node",
-        "--nats",
-        url,
-        "--backend",
-        "nats-kv",
-        "--prefix",
-        prefix,
-        "--sweep-interval",
-        "0.5",
-    ]
-    with log_file.open("ab") as log:
-        process = await anyio.open_process(command, cwd=REPO, stdout=log, stderr=log)
-    try:
+    """``python -m registry_node`` on the NATS KV backend, writing its log to `log_file`."""
+    args = ["registry_node", "--nats", url, "--backend", "nats-kv", "--prefix", prefix]
+    async with node([*args, "--sweep-interval", "0.5"], log_file) as process:
         yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
-
-
-async def until_served(client: RegistryClient) -> None:
-    """Wait until a registry node answers (the process needs a moment to start)."""
-    with anyio.fail_after(15):
-        while True:
-            try:
-                await client.get_services()
-            except RegistryUnavailableError:
-                await anyio.sleep(0.1)
-            else:
-                return
 
 
 async def test_a_restarted_registry_process_recovers_its_registrations(
