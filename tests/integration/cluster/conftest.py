@@ -10,11 +10,12 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
 import httpx
+import msgspec
 import pytest
 
 from gateway_node.circuit_sync import CircuitSync
@@ -144,3 +145,17 @@ async def all_know_each_other(replicas: Sequence[Replica]) -> None:
         return all({p.replica_id for p in r.peers.live(now)} >= everyone for r in replicas)
 
     await eventually(known, within=10.0)
+
+
+M = TypeVar("M", bound=msgspec.Struct)
+
+
+async def recorded(bus: Bus, subject: str, kind: type[M]) -> list[M]:
+    """Every message of `kind` published on `subject` from now on (until `bus` closes)."""
+    seen: list[M] = []
+
+    async def keep(message: M) -> None:
+        seen.append(message)
+
+    await bus.subscribe(subject, kind, keep)
+    return seen

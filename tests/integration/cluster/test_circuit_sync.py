@@ -12,11 +12,10 @@ import anyio
 import pytest
 
 from gateway_node.circuit_protocol import probing_replica
-from meshgate.bus.connection import Bus
 from meshgate.bus.messages import CircuitEvent
 from meshgate.bus.nats_server import NatsServer
 from meshgate.resilience.breaker_core import BreakerCore, CircuitState
-from tests.integration.cluster.conftest import Parts, Replica, cluster, replica
+from tests.integration.cluster.conftest import Parts, Replica, cluster, recorded, replica
 from tests.integration.gateway_http.conftest import Backend
 from tests.polling import eventually
 
@@ -70,17 +69,6 @@ async def until_deadline_passed(replica: Replica) -> None:
     await anyio.sleep(max(0.0, breaker(replica).open_until - time.monotonic()) + 0.02)
 
 
-async def recorded_events(bus: Bus) -> list[CircuitEvent]:
-    """Every circuit event published from now on (until `bus` closes)."""
-    seen: list[CircuitEvent] = []
-
-    async def keep(event: CircuitEvent) -> None:
-        seen.append(event)
-
-    await bus.subscribe(bus.subjects.all_circuit_events, CircuitEvent, keep)
-    return seen
-
-
 async def test_an_open_circuit_is_adopted_at_once_with_the_same_deadline_and_one_probe_closes_it(
     nats_server: NatsServer, prefix: str, backend: Backend
 ) -> None:
@@ -89,7 +77,7 @@ async def test_an_open_circuit_is_adopted_at_once_with_the_same_deadline_and_one
         a,
         b,
     ):
-        events = await recorded_events(a.bus)
+        events = await recorded(a.bus, a.bus.subjects.all_circuit_events, CircuitEvent)
         await trip(a)
         await eventually(lambda: breaker(b).state is CircuitState.OPEN, within=1.0)
         assert b.opened_at[0] - a.opened_at[0] < 0.050

@@ -10,11 +10,10 @@ import anyio
 import pytest
 
 from gateway_node.route_store import RouteStore, route_key
-from meshgate.bus.connection import Bus
 from meshgate.bus.messages import ConfigEvent
 from meshgate.bus.nats_server import NatsServer
 from meshgate.gateway.config_file import route_config_from_mapping
-from tests.integration.cluster.conftest import Parts, Replica, cluster, replica
+from tests.integration.cluster.conftest import Parts, Replica, cluster, recorded, replica
 from tests.integration.gateway_http.conftest import Backend
 from tests.polling import eventually
 
@@ -58,16 +57,6 @@ def serves(member: Replica, name: str) -> bool:
     return member.gateway.route_runtime(name) is not None
 
 
-async def config_events(bus: Bus) -> list[ConfigEvent]:
-    seen: list[ConfigEvent] = []
-
-    async def keep(event: ConfigEvent) -> None:
-        seen.append(event)
-
-    await bus.subscribe(bus.subjects.config_events, ConfigEvent, keep)
-    return seen
-
-
 async def test_a_route_added_replaced_and_removed_on_one_replica_follows_on_the_others(
     nats_server: NatsServer, prefix: str, backend: Backend
 ) -> None:
@@ -75,7 +64,7 @@ async def test_a_route_added_replaced_and_removed_on_one_replica_follows_on_the_
         a,
         b,
     ):
-        events = await config_events(a.bus)
+        events = await recorded(a.bus, a.bus.subjects.config_events, ConfigEvent)
         a.gateway.add_route(orders(backend))
         await eventually(lambda: serves(b, "orders"))
         reply = await b.client.get("/orders/headers")
@@ -127,7 +116,9 @@ async def test_a_replica_started_later_applies_the_bucket_over_its_file(
     nats_server: NatsServer, prefix: str, backend: Backend
 ) -> None:
     async with cluster(nats_server.url, prefix, ["gw-a"], file_config(backend), PARTS) as (a,):
-        written = await config_events(a.bus)  # each follows its write to the bucket
+        written = await recorded(
+            a.bus, a.bus.subjects.config_events, ConfigEvent
+        )  # each follows its write to the bucket
         a.gateway.add_route(orders(backend))
         a.gateway.remove_route("from-file")
         await eventually(lambda: len(written) == 2)
